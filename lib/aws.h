@@ -1,0 +1,100 @@
+/*
+ * aws: one signed AWS request, sent and retried. Shared by the s3 and dynamo
+ * modules: builds the URL, adds x-amz-date / content hash / session token,
+ * signs with SigV4 at every attempt (so a retry after a clock-skew correction
+ * or a credential refresh is signed afresh), parses the service's error body
+ * and asks retry.c whether and when to try again.
+ */
+#ifndef IMGSYNC_AWS_H
+#define IMGSYNC_AWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "creds.h"
+#include "err.h"
+#include "http.h"
+#include "loop.h"
+#include "retry.h"
+#include "sigv4.h"
+
+struct aws_client;
+struct aws_call;
+
+/* Fills e (kind ERR_HTTP, http_status, code, message, request_id) from an
+ * error response; also used on a 2xx whose body is an error (S3's
+ * CopyObject and CompleteMultipartUpload can do that): returns 1 if the
+ * response is an error, 0 if not. */
+typedef int (*aws_error_parser)(const struct http_response *resp,
+    struct err *e);
+
+/* Told of each retry, for logs and counters. */
+typedef void (*aws_retry_cb)(const struct err *e, enum retry_class c,
+    uint64_t delay_ms, void *arg);
+
+struct aws_client_opts {
+	const char *service;  /* signing name: "s3", "dynamodb" */
+	const char *region;
+	const char *endpoint; /* "http[s]://host[:port]"; "" = AWS's own */
+	enum sigv4_mode mode;
+	aws_error_parser parse_error;
+	unsigned max_attempts; /* 0: retry forever */
+	struct retry_policy retry;
+	aws_retry_cb on_retry;
+	void *on_retry_arg;
+};
+
+struct aws_stats {
+	uint64_t requests;   /* attempts sent */
+	uint64_t retries;
+	uint64_t throttled;
+	uint64_t skew_fixes;
+};
+
+struct aws_request {
+	const char *method;
+	const char *path;        /* raw, unencoded: "/bucket/key" */
+	const char *host_prefix; /* "bucket." for virtual-hosted S3, or NULL */
+	const struct sigv4_kv *query;
+	size_t nquery;
+	const struct sigv4_kv *headers; /* extra headers, all signed */
+	size_t nheaders;
+	const void *body; /* memory body, borrowed until the callback */
+	size_t body_len;
+	int body_fd;       /* file body instead: -1 when none */
+	uint64_t fd_offset;
+	uint64_t fd_len;
+	const char *payload_hash; /* needed for a file body; NULL otherwise */
+	int unsigned_payload;     /* send UNSIGNED-PAYLOAD instead */
+	size_t max_response;
+};
+
+/* Called exactly once per successful aws_send: with resp (2xx) and e NULL,
+ * or with resp NULL and e saying what failed for good. */
+typedef void (*aws_done_cb)(struct http_response *resp, const struct err *e,
+    void *arg);
+
+/* l, h and creds are borrowed and must outlive the client. */
+struct aws_client *aws_client_new(struct loop *l, struct http *h,
+    struct creds_provider *creds, const struct aws_client_opts *opts,
+    struct err *e);
+/* Cancels every call still running (their callbacks fire) and frees. */
+void aws_client_free(struct aws_client *c);
+
+/* Everything in req is copied except the body. */
+struct aws_call *aws_send(struct aws_client *c, const struct aws_request *req,
+    aws_done_cb cb, void *arg, struct err *e);
+void aws_cancel(struct aws_call *call);
+
+const struct aws_stats *aws_client_stats(const struct aws_client *c);
+/* Seconds added to the local clock when signing (learnt from the server). */
+int64_t aws_client_skew(const struct aws_client *c);
+void aws_client_set_skew(struct aws_client *c, int64_t skew);
+/* The endpoint's origin, "http[s]://host[:port]" (for messages). */
+const char *aws_client_endpoint(const struct aws_client *c);
+const char *aws_client_region(const struct aws_client *c);
+
+/* Runs the loop until *done is set; for tools, tests and start-up. */
+int aws_wait(struct loop *l, const int *done, struct err *e);
+
+#endif

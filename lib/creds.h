@@ -1,0 +1,97 @@
+/*
+ * creds: the AWS credential chain, in the SDKs' order:
+ *   1. explicit keys from the configuration
+ *   2. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+ *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+ *      AWS_CONFIG_FILE (~/.aws/config, "[profile NAME]" sections), profile
+ *      from the configuration, else AWS_PROFILE, else "default"
+ *   4. container: AWS_CONTAINER_CREDENTIALS_FULL_URI or
+ *      _RELATIVE_URI (on 169.254.170.2), with AWS_CONTAINER_AUTHORIZATION_TOKEN
+ *      or _TOKEN_FILE
+ *   5. EC2 instance metadata, IMDSv2 (token PUT, then role, then keys),
+ *      unless AWS_EC2_METADATA_DISABLED=true; AWS_EC2_METADATA_SERVICE_ENDPOINT
+ *      overrides the address
+ * Temporary credentials are refreshed ahead of their expiry.
+ *
+ * A step that finds nothing hands over to the next one. A step that finds
+ * something it cannot use ends the chain with ERR_CREDS naming the problem:
+ * a profile with only one of its two keys, a profile that needs role_arn,
+ * SSO or credential_process (not supported), an explicitly named profile
+ * that exists in neither file, a container endpoint that fails or answers
+ * nonsense. Only one of the two environment keys set is skipped, as the SDKs
+ * do. Secrets never appear in an error message.
+ */
+#ifndef IMGSYNC_CREDS_H
+#define IMGSYNC_CREDS_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "err.h"
+#include "http.h"
+#include "loop.h"
+
+struct creds {
+	char access_key_id[128];
+	char secret_access_key[128];
+	char session_token[4096]; /* "" when none */
+	time_t expiration;        /* 0: does not expire */
+	char source[32];          /* "config", "env", "profile", "container",
+	                             "imds" */
+};
+
+struct creds_opts {
+	const char *access_key_id; /* explicit keys; NULL or "" to skip */
+	const char *secret_access_key;
+	const char *session_token;
+	const char *profile;    /* NULL or "": $AWS_PROFILE or "default" */
+	int refresh_ahead_secs; /* 0: 300 */
+	/* Optional, borrowed: bounds each container (2 s) and instance
+	 * metadata (1 s) attempt, as the SDKs do. NULL: http's own timeouts,
+	 * which makes a chain that ends off EC2 much slower to give up. */
+	struct loop *loop;
+};
+
+struct creds_provider;
+
+typedef void (*creds_done_cb)(const struct creds *c, const struct err *e,
+                              void *arg);
+
+/* http (may be NULL: no container or instance look-ups) and opts->loop are
+ * borrowed and must outlive the provider; opts' strings are copied. Fails
+ * with ERR_CONFIG when only one of the explicit keys is given. */
+struct creds_provider *creds_provider_new(const struct creds_opts *opts,
+                                          struct http *http, struct err *e);
+void creds_provider_free(struct creds_provider *p);
+
+/* Copies the cached credentials into out when they are valid now (not
+ * expired), and returns 0; returns -1 when there are none yet or they have
+ * expired. Starts a background refresh when they expire within
+ * refresh_ahead_secs (at most one every 10 s; a failed refresh keeps the
+ * cached credentials until they expire). */
+int creds_provider_get(struct creds_provider *p, struct creds *out);
+
+/* Resolves the chain (again). cb fires exactly once, also on
+ * creds_provider_free (ERR_CANCEL). Concurrent calls share one resolution.
+ * When no network look-up is needed, cb fires before this returns. Returns
+ * -1 (and cb does not fire) only for a NULL cb, out of memory, or a provider
+ * being freed. c is valid only during the callback; on success it is also
+ * cached for creds_provider_get. */
+int creds_provider_resolve(struct creds_provider *p, creds_done_cb cb,
+                           void *arg, struct err *e);
+
+/* Region and endpoints, as the SDKs read them. Each returns the value in
+ * out (possibly "") and never fails. service is "s3" or "dynamodb".
+ * creds_region: configured, else AWS_REGION, else AWS_DEFAULT_REGION, else
+ * region= of the profile ($AWS_PROFILE or "default") in the config file,
+ * else "us-east-1". creds_region_profile reads the given profile instead
+ * (NULL or "": as creds_region). creds_endpoint: configured, else
+ * AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (both ignored when
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else "" (AWS's own). */
+void creds_region(const char *configured, char *out, size_t outlen);
+void creds_region_profile(const char *configured, const char *profile,
+                          char *out, size_t outlen);
+void creds_endpoint(const char *service, const char *configured, char *out,
+                    size_t outlen);
+
+#endif
