@@ -72,22 +72,22 @@ aws_parse_endpoint(struct aws_client *c, const char *endpoint, struct err *e)
 
 	if (endpoint == NULL || *endpoint == '\0') {
 		snprintf(def, sizeof(def), "https://%s.%s.amazonaws.com",
-		    c->service, c->region);
+		         c->service, c->region);
 		endpoint = def;
 	}
 	p = strstr(endpoint, "://");
 	if (p == NULL || (strncmp(endpoint, "http://", 7) != 0 &&
-	                     strncmp(endpoint, "https://", 8) != 0)) {
+	                  strncmp(endpoint, "https://", 8) != 0)) {
 		err_set(e, ERR_CONFIG,
-		    "endpoint \"%s\" must start with http:// or https://",
-		    endpoint);
+		        "endpoint \"%s\" must start with http:// or https://",
+		        endpoint);
 		return -1;
 	}
 	host = p + 3;
 	end = strchr(host, '/');
 	if (end != NULL && end[1] != '\0') {
 		err_set(e, ERR_CONFIG, "endpoint \"%s\" must not have a path",
-		    endpoint);
+		        endpoint);
 		return -1;
 	}
 	if (end == NULL)
@@ -108,7 +108,7 @@ aws_parse_endpoint(struct aws_client *c, const char *endpoint, struct err *e)
 
 struct aws_client *
 aws_client_new(struct loop *l, struct http *h, struct creds_provider *creds,
-    const struct aws_client_opts *opts, struct err *e)
+               const struct aws_client_opts *opts, struct err *e)
 {
 	struct aws_client *c;
 
@@ -128,9 +128,9 @@ aws_client_new(struct loop *l, struct http *h, struct creds_provider *creds,
 	c->on_retry_arg = opts->on_retry_arg;
 	c->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)c;
 	c->service = strdup(opts->service);
-	c->region = strdup(opts->region != NULL && *opts->region != '\0'
-	        ? opts->region
-	        : "us-east-1");
+	c->region =
+	    strdup(opts->region != NULL && *opts->region != '\0' ? opts->region
+	                                                         : "us-east-1");
 	if (c->service == NULL || c->region == NULL) {
 		err_sys(e, "aws: strdup");
 		goto fail;
@@ -182,7 +182,7 @@ aws_call_unlink(struct aws_call *call)
 /* Fires the callback once and frees the call. */
 static void
 aws_finish(struct aws_call *call, struct http_response *resp,
-    const struct err *e)
+           const struct err *e)
 {
 	aws_call_unlink(call);
 	call->cb(resp, e, call->arg);
@@ -235,7 +235,8 @@ aws_copy_kv(struct sigv4_kv **out, const struct sigv4_kv *in, size_t n)
 		return -1;
 	for (i = 0; i < n; i++) {
 		(*out)[i].name = strdup(in[i].name);
-		(*out)[i].value = strdup(in[i].value != NULL ? in[i].value : "");
+		(*out)[i].value =
+		    strdup(in[i].value != NULL ? in[i].value : "");
 		if ((*out)[i].name == NULL || (*out)[i].value == NULL)
 			return -1;
 	}
@@ -250,7 +251,7 @@ aws_on_timer(void *arg)
 
 struct aws_call *
 aws_send(struct aws_client *c, const struct aws_request *req, aws_done_cb cb,
-    void *arg, struct err *e)
+         void *arg, struct err *e)
 {
 	struct aws_call *call;
 
@@ -286,13 +287,13 @@ aws_send(struct aws_client *c, const struct aws_request *req, aws_done_cb cb,
 		strcpy(call->payload_hash, "UNSIGNED-PAYLOAD");
 	} else if (req->payload_hash != NULL) {
 		snprintf(call->payload_hash, sizeof(call->payload_hash), "%s",
-		    req->payload_hash);
+		         req->payload_hash);
 	} else if (req->body_fd >= 0) {
 		err_set(e, ERR_INVALID, "aws: a file body needs its hash");
 		goto fail;
 	} else {
 		sigv4_sha256_hex(req->body != NULL ? req->body : "",
-		    req->body_len, call->payload_hash);
+		                 req->body_len, call->payload_hash);
 	}
 	call->timer = loop_timer_new(c->loop, aws_on_timer, call, e);
 	if (call->timer == NULL)
@@ -366,13 +367,13 @@ aws_wait_creds(struct aws_call *call)
 }
 
 static void aws_on_http(struct http_response *resp, const struct err *he,
-    void *arg);
+                        void *arg);
 
 /* The headers that are signed: ours first, then the caller's. */
 static int
 aws_build_headers(struct aws_call *call, const struct creds *cr,
-    const char *amz_date, struct buf *hostbuf, struct sigv4_kv **out,
-    size_t *nout)
+                  const char *amz_date, struct buf *hostbuf,
+                  struct sigv4_kv **out, size_t *nout)
 {
 	struct aws_client *c = call->client;
 	struct sigv4_kv *h;
@@ -406,8 +407,7 @@ aws_build_headers(struct aws_call *call, const struct creds *cr,
 }
 
 static int
-aws_sign_and_send(struct aws_call *call, const struct creds *cr,
-    struct err *e)
+aws_sign_and_send(struct aws_call *call, const struct creds *cr, struct err *e)
 {
 	struct aws_client *c = call->client;
 	struct sigv4_input in;
@@ -506,7 +506,7 @@ aws_attempt(struct aws_call *call)
 /* The error a non-2xx response (or a 2xx carrying an error) stands for. */
 static int
 aws_response_error(struct aws_call *call, struct http_response *resp,
-    struct err *e)
+                   struct err *e)
 {
 	struct aws_client *c = call->client;
 	int is_err;
@@ -521,14 +521,14 @@ aws_response_error(struct aws_call *call, struct http_response *resp,
 		e->http_status = resp->status;
 	if (e->message[0] == '\0')
 		snprintf(e->message, sizeof(e->message), "HTTP %ld%s%s",
-		    resp->status, e->code[0] ? " " : "", e->code);
+		         resp->status, e->code[0] ? " " : "", e->code);
 	return 1;
 }
 
 /* Decides what a failure leads to; returns 1 if the call was rescheduled. */
 static int
 aws_maybe_retry(struct aws_call *call, struct http_response *resp,
-    const struct err *e)
+                const struct err *e)
 {
 	struct aws_client *c = call->client;
 	enum retry_class rc = retry_classify(e);
@@ -558,7 +558,7 @@ aws_maybe_retry(struct aws_call *call, struct http_response *resp,
 		c->skew = skew;
 		c->stats.skew_fixes++;
 	} else if (c->max_attempts != 0 &&
-	    call->attempt + 1 >= c->max_attempts) {
+	           call->attempt + 1 >= c->max_attempts) {
 		return 0;
 	}
 	if (rc == RETRY_TRANSIENT || rc == RETRY_THROTTLE)

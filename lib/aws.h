@@ -26,14 +26,14 @@ struct aws_call;
  * CopyObject and CompleteMultipartUpload can do that): returns 1 if the
  * response is an error, 0 if not. */
 typedef int (*aws_error_parser)(const struct http_response *resp,
-    struct err *e);
+                                struct err *e);
 
 /* Told of each retry, for logs and counters. */
 typedef void (*aws_retry_cb)(const struct err *e, enum retry_class c,
-    uint64_t delay_ms, void *arg);
+                             uint64_t delay_ms, void *arg);
 
 struct aws_client_opts {
-	const char *service;  /* signing name: "s3", "dynamodb" */
+	const char *service; /* signing name: "s3", "dynamodb" */
 	const char *region;
 	const char *endpoint; /* "http[s]://host[:port]"; "" = AWS's own */
 	enum sigv4_mode mode;
@@ -45,7 +45,7 @@ struct aws_client_opts {
 };
 
 struct aws_stats {
-	uint64_t requests;   /* attempts sent */
+	uint64_t requests; /* attempts sent */
 	uint64_t retries;
 	uint64_t throttled;
 	uint64_t skew_fixes;
@@ -61,7 +61,7 @@ struct aws_request {
 	size_t nheaders;
 	const void *body; /* memory body, borrowed until the callback */
 	size_t body_len;
-	int body_fd;       /* file body instead: -1 when none */
+	int body_fd; /* file body instead: -1 when none */
 	uint64_t fd_offset;
 	uint64_t fd_len;
 	const char *payload_hash; /* needed for a file body; NULL otherwise */
@@ -72,18 +72,19 @@ struct aws_request {
 /* Called exactly once per successful aws_send: with resp (2xx) and e NULL,
  * or with resp NULL and e saying what failed for good. */
 typedef void (*aws_done_cb)(struct http_response *resp, const struct err *e,
-    void *arg);
+                            void *arg);
 
 /* l, h and creds are borrowed and must outlive the client. */
 struct aws_client *aws_client_new(struct loop *l, struct http *h,
-    struct creds_provider *creds, const struct aws_client_opts *opts,
-    struct err *e);
+                                  struct creds_provider *creds,
+                                  const struct aws_client_opts *opts,
+                                  struct err *e);
 /* Cancels every call still running (their callbacks fire) and frees. */
 void aws_client_free(struct aws_client *c);
 
 /* Everything in req is copied except the body. */
 struct aws_call *aws_send(struct aws_client *c, const struct aws_request *req,
-    aws_done_cb cb, void *arg, struct err *e);
+                          aws_done_cb cb, void *arg, struct err *e);
 void aws_cancel(struct aws_call *call);
 
 const struct aws_stats *aws_client_stats(const struct aws_client *c);

@@ -12,7 +12,7 @@ struct buf {
 	char *data; /* always NUL-terminated when len > 0 or after buf_cstr */
 	size_t len;
 	size_t cap;
-	size_t max;  /* 0 = no cap */
+	size_t max; /* 0 = no cap */
 	int failed;
 };
 

@@ -72,10 +72,10 @@ dynamo_parse_error(const struct http_response *resp, struct err *e)
 	e->kind = ERR_HTTP;
 	e->http_status = resp->status;
 	(void)http_response_header(resp, "x-amzn-RequestId", e->request_id,
-	    sizeof(e->request_id));
+	                           sizeof(e->request_id));
 	doc = resp->body.data != NULL
-	    ? json_loadb(resp->body.data, resp->body.len, 0, &je)
-	    : NULL;
+	          ? json_loadb(resp->body.data, resp->body.len, 0, &je)
+	          : NULL;
 	t = json_object_get(doc, "__type");
 	m = json_object_get(doc, "message");
 	if (m == NULL)
@@ -84,16 +84,16 @@ dynamo_parse_error(const struct http_response *resp, struct err *e)
 	if (type != NULL) {
 		hash = strrchr(type, '#');
 		snprintf(e->code, sizeof(e->code), "%s",
-		    hash != NULL ? hash + 1 : type);
+		         hash != NULL ? hash + 1 : type);
 	}
 	snprintf(msg, sizeof(msg), "%s",
-	    json_string_value(m) ? json_string_value(m) : "");
+	         json_string_value(m) ? json_string_value(m) : "");
 	/* Some emulators (moto's signature checker) answer in XML. */
 	if (doc == NULL && xml_aws_error(resp->body.data, resp->body.len, e))
 		snprintf(msg, sizeof(msg), "%s", e->message);
 	snprintf(e->message, sizeof(e->message), "HTTP %ld %.64s%s%.400s",
-	    resp->status, e->code[0] ? e->code : "error", msg[0] ? ": " : "",
-	    msg);
+	         resp->status, e->code[0] ? e->code : "error",
+	         msg[0] ? ": " : "", msg);
 	json_decref(doc);
 	return 1;
 }
@@ -112,11 +112,11 @@ dynamo_on_resp(struct http_response *resp, const struct err *e, void *arg)
 		return;
 	}
 	doc = json_loadb(resp->body.data ? resp->body.data : "{}",
-	    resp->body.data ? resp->body.len : 2, 0, &je);
+	                 resp->body.data ? resp->body.len : 2, 0, &je);
 	if (doc == NULL) {
 		err_clear(&perr);
 		err_set(&perr, ERR_PARSE, "dynamo: bad JSON answer: %s",
-		    je.text);
+		        je.text);
 		op->cb(NULL, &perr, op->arg);
 	} else {
 		op->cb(doc, NULL, op->arg);
@@ -127,7 +127,7 @@ dynamo_on_resp(struct http_response *resp, const struct err *e, void *arg)
 
 static int
 dynamo_send(struct dynamo_op *op, const char *target, json_t *body,
-    aws_done_cb done, struct err *e)
+            aws_done_cb done, struct err *e)
 {
 	struct aws_request req;
 	struct sigv4_kv h[2];
@@ -174,7 +174,7 @@ dynamo_op_new(struct dynamo *d, dynamo_done_cb cb, void *arg, struct err *e)
 
 int
 dynamo_call(struct dynamo *d, const char *target, json_t *body,
-    dynamo_done_cb cb, void *arg, struct err *e)
+            dynamo_done_cb cb, void *arg, struct err *e)
 {
 	struct dynamo_op *op;
 
@@ -190,25 +190,24 @@ dynamo_call(struct dynamo *d, const char *target, json_t *body,
 
 /* Adds the condition and its names and values to a request body. */
 static int
-dynamo_add_cond(json_t *body, const char *cond, json_t *names,
-    json_t *values)
+dynamo_add_cond(json_t *body, const char *cond, json_t *names, json_t *values)
 {
 	int rc = 0;
 
 	if (cond != NULL)
 		rc |= json_object_set_new(body, "ConditionExpression",
-		    json_string(cond));
+		                          json_string(cond));
 	if (names != NULL)
 		rc |= json_object_set(body, "ExpressionAttributeNames", names);
 	if (values != NULL)
-		rc |= json_object_set(body, "ExpressionAttributeValues",
-		    values);
+		rc |=
+		    json_object_set(body, "ExpressionAttributeValues", values);
 	return rc == 0 ? 0 : -1;
 }
 
 static int
 dynamo_call_owned(struct dynamo *d, const char *target, json_t *body,
-    dynamo_done_cb cb, void *arg, struct err *e)
+                  dynamo_done_cb cb, void *arg, struct err *e)
 {
 	int rc;
 
@@ -223,11 +222,11 @@ dynamo_call_owned(struct dynamo *d, const char *target, json_t *body,
 
 int
 dynamo_put_item(struct dynamo *d, const char *table, json_t *item,
-    const char *cond, json_t *names, json_t *values, dynamo_done_cb cb,
-    void *arg, struct err *e)
+                const char *cond, json_t *names, json_t *values,
+                dynamo_done_cb cb, void *arg, struct err *e)
 {
-	json_t *body = json_pack("{s:s, s:O}", "TableName", table, "Item",
-	    item);
+	json_t *body =
+	    json_pack("{s:s, s:O}", "TableName", table, "Item", item);
 
 	if (body != NULL && dynamo_add_cond(body, cond, names, values) == -1) {
 		json_decref(body);
@@ -238,18 +237,19 @@ dynamo_put_item(struct dynamo *d, const char *table, json_t *item,
 
 int
 dynamo_get_item(struct dynamo *d, const char *table, json_t *key,
-    int consistent, dynamo_done_cb cb, void *arg, struct err *e)
+                int consistent, dynamo_done_cb cb, void *arg, struct err *e)
 {
 	return dynamo_call_owned(d, "GetItem",
-	    json_pack("{s:s, s:O, s:b}", "TableName", table, "Key", key,
-	        "ConsistentRead", consistent),
-	    cb, arg, e);
+	                         json_pack("{s:s, s:O, s:b}", "TableName",
+	                                   table, "Key", key, "ConsistentRead",
+	                                   consistent),
+	                         cb, arg, e);
 }
 
 int
 dynamo_delete_item(struct dynamo *d, const char *table, json_t *key,
-    const char *cond, json_t *names, json_t *values, dynamo_done_cb cb,
-    void *arg, struct err *e)
+                   const char *cond, json_t *names, json_t *values,
+                   dynamo_done_cb cb, void *arg, struct err *e)
 {
 	json_t *body = json_pack("{s:s, s:O}", "TableName", table, "Key", key);
 
@@ -262,7 +262,7 @@ dynamo_delete_item(struct dynamo *d, const char *table, json_t *key,
 
 int
 dynamo_scan(struct dynamo *d, const char *table, json_t *start_key,
-    unsigned limit, dynamo_done_cb cb, void *arg, struct err *e)
+            unsigned limit, dynamo_done_cb cb, void *arg, struct err *e)
 {
 	json_t *body = json_pack("{s:s}", "TableName", table);
 
@@ -302,8 +302,7 @@ dynamo_batch_on_timer(void *arg)
 }
 
 static void
-dynamo_batch_on_resp(struct http_response *resp, const struct err *e,
-    void *arg)
+dynamo_batch_on_resp(struct http_response *resp, const struct err *e, void *arg)
 {
 	struct dynamo_op *op = arg;
 	struct retry_policy policy;
@@ -318,15 +317,15 @@ dynamo_batch_on_resp(struct http_response *resp, const struct err *e,
 	}
 	err_clear(&perr);
 	doc = json_loadb(resp->body.data ? resp->body.data : "{}",
-	    resp->body.data ? resp->body.len : 2, 0, &je);
+	                 resp->body.data ? resp->body.len : 2, 0, &je);
 	if (doc == NULL) {
 		err_set(&perr, ERR_PARSE, "dynamo: bad JSON answer: %s",
-		    je.text);
+		        je.text);
 		dynamo_batch_fail(op, &perr);
 		return;
 	}
 	left = json_object_get(json_object_get(doc, "UnprocessedItems"),
-	    op->table);
+	                       op->table);
 	if (json_array_size(left) == 0) {
 		op->cb(doc, NULL, op->arg);
 		json_decref(doc);
@@ -339,10 +338,10 @@ dynamo_batch_on_resp(struct http_response *resp, const struct err *e,
 	json_decref(doc);
 	memset(&policy, 0, sizeof(policy));
 	delay = retry_backoff_ms(&policy, RETRY_THROTTLE, op->attempt++,
-	    &op->d->rng);
+	                         &op->d->rng);
 	if (op->timer == NULL) {
 		op->timer = loop_timer_new(op->d->loop, dynamo_batch_on_timer,
-		    op, &perr);
+		                           op, &perr);
 		if (op->timer == NULL) {
 			dynamo_batch_fail(op, &perr);
 			return;
@@ -369,14 +368,14 @@ dynamo_batch_send(struct dynamo_op *op, struct err *e)
 
 int
 dynamo_batch_write(struct dynamo *d, const char *table, json_t *requests,
-    dynamo_done_cb cb, void *arg, struct err *e)
+                   dynamo_done_cb cb, void *arg, struct err *e)
 {
 	struct dynamo_op *op;
 
 	if (json_array_size(requests) == 0 || json_array_size(requests) > 25) {
 		err_set(e, ERR_INVALID,
-		    "dynamo: a batch holds 1 to 25 requests, not %zu",
-		    json_array_size(requests));
+		        "dynamo: a batch holds 1 to 25 requests, not %zu",
+		        json_array_size(requests));
 		return -1;
 	}
 	op = dynamo_op_new(d, cb, arg, e);

@@ -20,32 +20,33 @@ typedef void (*dynamo_done_cb)(json_t *resp, const struct err *e, void *arg);
 
 /* l and client are borrowed. */
 struct dynamo *dynamo_new(struct loop *l, struct aws_client *client,
-    struct err *e);
+                          struct err *e);
 void dynamo_free(struct dynamo *d);
 
 /* Any operation: target is "PutItem", "Scan", ...; body is borrowed. */
 int dynamo_call(struct dynamo *d, const char *target, json_t *body,
-    dynamo_done_cb cb, void *arg, struct err *e);
+                dynamo_done_cb cb, void *arg, struct err *e);
 
 /* cond may be NULL; names/values are ExpressionAttributeNames/Values
  * (borrowed, may be NULL). A failed condition ends with code
  * "ConditionalCheckFailedException". */
 int dynamo_put_item(struct dynamo *d, const char *table, json_t *item,
-    const char *cond, json_t *names, json_t *values, dynamo_done_cb cb,
-    void *arg, struct err *e);
+                    const char *cond, json_t *names, json_t *values,
+                    dynamo_done_cb cb, void *arg, struct err *e);
 int dynamo_get_item(struct dynamo *d, const char *table, json_t *key,
-    int consistent, dynamo_done_cb cb, void *arg, struct err *e);
+                    int consistent, dynamo_done_cb cb, void *arg,
+                    struct err *e);
 int dynamo_delete_item(struct dynamo *d, const char *table, json_t *key,
-    const char *cond, json_t *names, json_t *values, dynamo_done_cb cb,
-    void *arg, struct err *e);
+                       const char *cond, json_t *names, json_t *values,
+                       dynamo_done_cb cb, void *arg, struct err *e);
 /* One page: pass resp's LastEvaluatedKey as start_key for the next (NULL
  * for the first). limit 0: the server's page size. */
 int dynamo_scan(struct dynamo *d, const char *table, json_t *start_key,
-    unsigned limit, dynamo_done_cb cb, void *arg, struct err *e);
+                unsigned limit, dynamo_done_cb cb, void *arg, struct err *e);
 /* Writes up to 25 requests ({"PutRequest":..} / {"DeleteRequest":..});
  * UnprocessedItems are sent again with backoff until none are left. */
 int dynamo_batch_write(struct dynamo *d, const char *table, json_t *requests,
-    dynamo_done_cb cb, void *arg, struct err *e);
+                       dynamo_done_cb cb, void *arg, struct err *e);
 
 /* The aws_error_parser for DynamoDB: {"__type": "...#Code", "message"}. */
 int dynamo_parse_error(const struct http_response *resp, struct err *e);

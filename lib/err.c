@@ -44,7 +44,7 @@ err_sys(struct err *e, const char *fmt, ...)
 	e->sys_errno = saved;
 	n = strlen(e->message);
 	snprintf(e->message + n, sizeof(e->message) - n, ": %s",
-	    strerror(saved));
+	         strerror(saved));
 	errno = saved;
 }
 

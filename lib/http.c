@@ -88,7 +88,7 @@ http_on_timer(void *arg)
 
 static int
 http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-    void *socketp)
+               void *socketp)
 {
 	struct http *h = userp;
 	uint32_t ev;
@@ -134,12 +134,13 @@ http_new(struct loop *l, const struct http_opts *opts, struct err *e)
 		return NULL;
 	}
 	h->loop = l;
-	ca = opts->ca_bundle != NULL ? opts->ca_bundle : getenv("AWS_CA_BUNDLE");
+	ca =
+	    opts->ca_bundle != NULL ? opts->ca_bundle : getenv("AWS_CA_BUNDLE");
 	if (ca != NULL && *ca != '\0' && (h->ca_bundle = strdup(ca)) == NULL)
 		goto nomem;
-	h->user_agent = strdup(opts->user_agent != NULL
-	        ? opts->user_agent
-	        : "imgsync/" IMGSYNC_VERSION);
+	h->user_agent =
+	    strdup(opts->user_agent != NULL ? opts->user_agent
+	                                    : "imgsync/" IMGSYNC_VERSION);
 	if (h->user_agent == NULL)
 		goto nomem;
 	if (opts->unix_socket != NULL &&
@@ -148,7 +149,8 @@ http_new(struct loop *l, const struct http_opts *opts, struct err *e)
 	h->connect_timeout_ms =
 	    opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	h->timeout_ms = opts->timeout_ms;
-	h->low_speed_secs = opts->low_speed_secs > 0 ? opts->low_speed_secs : 60;
+	h->low_speed_secs =
+	    opts->low_speed_secs > 0 ? opts->low_speed_secs : 60;
 
 	h->timer = loop_timer_new(l, http_on_timer, h, e);
 	if (h->timer == NULL)
@@ -164,7 +166,7 @@ http_new(struct loop *l, const struct http_opts *opts, struct err *e)
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	if (opts->max_host_connections > 0)
 		curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-		    opts->max_host_connections);
+		                  opts->max_host_connections);
 	return h;
 nomem:
 	err_sys(e, "http: strdup");
@@ -251,14 +253,14 @@ http_xfer_done(struct http_xfer *x, CURLcode rc)
 
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE,
-		    &x->resp.status);
+		                  &x->resp.status);
 		curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME,
-		    &x->resp.total_secs);
+		                  &x->resp.total_secs);
 		if (x->resp.body.failed) {
 			err_clear(&e);
 			err_set(&e, ERR_PARSE,
-			    "http: response body larger than %zu bytes",
-			    x->resp.body.max);
+			        "http: response body larger than %zu bytes",
+			        x->resp.body.max);
 			http_xfer_finish(x, &e);
 			return;
 		}
@@ -268,12 +270,12 @@ http_xfer_done(struct http_xfer *x, CURLcode rc)
 	err_clear(&e);
 	e.curl_code = (int)rc;
 	err_set(&e, ERR_NET, "%s",
-	    x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+	        x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
 	if (rc == CURLE_WRITE_ERROR && x->resp.body.failed) {
 		e.kind = ERR_PARSE;
 		snprintf(e.message, sizeof(e.message),
-		    "http: response body larger than %zu bytes",
-		    x->resp.body.max);
+		         "http: response body larger than %zu bytes",
+		         x->resp.body.max);
 	}
 	http_xfer_finish(x, &e);
 }
@@ -336,12 +338,11 @@ http_read_cb(char *p, size_t size, size_t n, void *userp)
 		x->body_pos += want;
 		return want;
 	}
-	got = pread(x->body_fd, p, want,
-	    (off_t)(x->body_offset + x->body_pos));
+	got = pread(x->body_fd, p, want, (off_t)(x->body_offset + x->body_pos));
 	if (got <= 0) {
 		snprintf(x->errbuf, sizeof(x->errbuf),
-		    "http: reading the request body: %s",
-		    got == 0 ? "file shrank" : strerror(errno));
+		         "http: reading the request body: %s",
+		         got == 0 ? "file shrank" : strerror(errno));
 		return CURL_READFUNC_ABORT;
 	}
 	x->body_pos += (uint64_t)got;
@@ -353,8 +354,7 @@ http_seek_cb(void *userp, curl_off_t offset, int origin)
 {
 	struct http_xfer *x = userp;
 
-	if (origin != SEEK_SET || offset < 0 ||
-	    (uint64_t)offset > x->body_len)
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->body_len)
 		return CURL_SEEKFUNC_FAIL;
 	x->body_pos = (uint64_t)offset;
 	return CURL_SEEKFUNC_OK;
@@ -423,11 +423,11 @@ http_setup_body(struct http_xfer *x, const struct http_request *req)
 	if (strcmp(req->method, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)x->body_len);
+		                 (curl_off_t)x->body_len);
 	} else {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-		    (curl_off_t)x->body_len);
+		                 (curl_off_t)x->body_len);
 	}
 	/* The server's answer to 100-continue costs a round trip (and moto is
 	 * slow to give it); our bodies are signed, so send them at once. */
@@ -468,7 +468,7 @@ http_setup(struct http_xfer *x, const struct http_request *req)
 		return -1;
 	for (i = 0; i < req->nheaders; i++)
 		if (http_add_header(x, req->headers[i].name,
-		        req->headers[i].value) == -1)
+		                    req->headers[i].value) == -1)
 			return -1;
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
 	return 0;
@@ -476,7 +476,7 @@ http_setup(struct http_xfer *x, const struct http_request *req)
 
 struct http_xfer *
 http_send(struct http *h, const struct http_request *req, http_done_cb cb,
-    void *arg, struct err *e)
+          void *arg, struct err *e)
 {
 	struct http_xfer *x;
 	CURLMcode mc;
@@ -490,8 +490,8 @@ http_send(struct http *h, const struct http_request *req, http_done_cb cb,
 	x->cb = cb;
 	x->arg = arg;
 	x->body_fd = -1;
-	buf_init(&x->resp.body,
-	    req->max_response ? req->max_response : HTTP_DEFAULT_MAX_RESPONSE);
+	buf_init(&x->resp.body, req->max_response ? req->max_response
+	                                          : HTTP_DEFAULT_MAX_RESPONSE);
 	buf_init(&x->resp.headers, HTTP_MAX_HEADERS);
 	x->easy = curl_easy_init();
 	if (x->easy == NULL) {
@@ -520,7 +520,7 @@ fail:
 
 int
 http_response_header(const struct http_response *resp, const char *name,
-    char *out, size_t outlen)
+                     char *out, size_t outlen)
 {
 	const char *p, *end, *colon, *v, *ve;
 	size_t nlen = strlen(name), vlen;
@@ -542,7 +542,7 @@ http_response_header(const struct http_response *resp, const char *name,
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
 			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' ||
-			                     ve[-1] == '\t'))
+			                  ve[-1] == '\t'))
 				ve--;
 			vlen = (size_t)(ve - v);
 			if (vlen >= outlen)

@@ -22,9 +22,10 @@ struct http_opts {
 	long timeout_ms;         /* whole transfer; 0: none */
 	long low_speed_secs;     /* abort below 1 byte/s for this long; 0: 60 */
 	long max_host_connections; /* 0: libcurl's default */
-	const char *ca_bundle;   /* NULL: $AWS_CA_BUNDLE, else system store */
-	const char *user_agent;  /* NULL: imgsync/VERSION */
-	const char *unix_socket; /* talk HTTP over this Unix socket; NULL: TCP */
+	const char *ca_bundle;     /* NULL: $AWS_CA_BUNDLE, else system store */
+	const char *user_agent;    /* NULL: imgsync/VERSION */
+	const char
+	    *unix_socket; /* talk HTTP over this Unix socket; NULL: TCP */
 };
 
 struct http_header {
@@ -58,15 +59,15 @@ struct http_response {
  * when a response arrived (any status), or with e set on a transport error
  * or cancellation (resp is then NULL). resp is valid only during the call. */
 typedef void (*http_done_cb)(struct http_response *resp, const struct err *e,
-    void *arg);
+                             void *arg);
 
 struct http *http_new(struct loop *l, const struct http_opts *opts,
-    struct err *e);
+                      struct err *e);
 /* Cancels every transfer still running (their callbacks fire) and frees. */
 void http_free(struct http *h);
 
 struct http_xfer *http_send(struct http *h, const struct http_request *req,
-    http_done_cb cb, void *arg, struct err *e);
+                            http_done_cb cb, void *arg, struct err *e);
 /* Stops a transfer; its callback fires with ERR_CANCEL before this returns. */
 void http_cancel(struct http_xfer *x);
 /* Transfers in flight. */
@@ -74,6 +75,6 @@ size_t http_active(const struct http *h);
 
 /* A response header's value, trimmed, into out; -1 if absent. */
 int http_response_header(const struct http_response *resp, const char *name,
-    char *out, size_t outlen);
+                         char *out, size_t outlen);
 
 #endif

@@ -102,7 +102,7 @@ loop_pack(int fd, uint32_t gen)
 
 int
 loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *arg,
-    struct err *e)
+            struct err *e)
 {
 	struct epoll_event ev;
 	struct loop_reg *r;

@@ -21,12 +21,12 @@ struct loop *loop_new(struct err *e);
 void loop_free(struct loop *l);
 
 int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_cb cb,
-    void *arg, struct err *e);
+                void *arg, struct err *e);
 int loop_mod_fd(struct loop *l, int fd, uint32_t events, struct err *e);
 void loop_del_fd(struct loop *l, int fd);
 
 struct loop_timer *loop_timer_new(struct loop *l, loop_timer_cb cb, void *arg,
-    struct err *e);
+                                  struct err *e);
 /* Arms the timer to fire once after ms milliseconds; ms < 0 disarms. */
 int loop_timer_set(struct loop_timer *t, int64_t ms);
 void loop_timer_free(struct loop_timer *t);

@@ -4,43 +4,39 @@
 #include <string.h>
 
 static const char *const throttle_codes[] = {
-	"Throttling",
-	"ThrottlingException",
-	"ThrottledException",
-	"RequestThrottledException",
-	"TooManyRequestsException",
-	"ProvisionedThroughputExceededException",
-	"TransactionInProgressException",
-	"RequestLimitExceeded",
-	"BandwidthLimitExceeded",
-	"LimitExceededException",
-	"RequestThrottled",
-	"SlowDown",
-	"EC2ThrottledException",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "EC2ThrottledException",
 };
 
 static const char *const transient_codes[] = {
-	"RequestTimeout",
-	"RequestTimeoutException",
-	"PriorRequestNotComplete",
-	"InternalError",
-	"InternalFailure",
-	"InternalServerError",
-	"ServiceUnavailable",
-	"InternalServerErrorException",
+    "RequestTimeout",          "RequestTimeoutException",
+    "PriorRequestNotComplete", "InternalError",
+    "InternalFailure",         "InternalServerError",
+    "ServiceUnavailable",      "InternalServerErrorException",
 };
 
 static const char *const skew_codes[] = {
-	"RequestTimeTooSkewed",
-	"RequestExpired",
-	"RequestInTheFuture",
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "RequestInTheFuture",
 };
 
 static const char *const creds_codes[] = {
-	"ExpiredToken",
-	"ExpiredTokenException",
-	"InvalidToken",
-	"TokenRefreshRequired",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidToken",
+    "TokenRefreshRequired",
 };
 
 static int
@@ -92,7 +88,7 @@ retry_classify(const struct err *e)
 		return RETRY_SKEW;
 	/* DynamoDB and others say it this way. */
 	if ((strcmp(e->code, "InvalidSignatureException") == 0 ||
-	        strcmp(e->code, "AuthFailure") == 0) &&
+	     strcmp(e->code, "AuthFailure") == 0) &&
 	    strstr(e->message, "Signature expired") != NULL)
 		return RETRY_SKEW;
 	if (IN(e->code, creds_codes))
@@ -145,14 +141,13 @@ retry_rand(uint64_t *s)
 
 uint64_t
 retry_backoff_ms(const struct retry_policy *p, enum retry_class c,
-    unsigned attempt, uint64_t *rng)
+                 unsigned attempt, uint64_t *rng)
 {
 	uint64_t base, cap, ceiling;
 
-	base = c == RETRY_THROTTLE ? (p && p->throttle_base_ms
-	                                     ? p->throttle_base_ms
-	                                     : 500)
-	                           : (p && p->base_ms ? p->base_ms : 100);
+	base = c == RETRY_THROTTLE
+	           ? (p && p->throttle_base_ms ? p->throttle_base_ms : 500)
+	           : (p && p->base_ms ? p->base_ms : 100);
 	cap = p && p->max_ms ? p->max_ms : 20000;
 	if (c == RETRY_SKEW || c == RETRY_CREDS)
 		return 0;

@@ -32,7 +32,7 @@ const char *retry_class_name(enum retry_class c);
 /* Full jitter: uniform in [0, min(max, base * 2^attempt)], attempt from 0.
  * rng is the caller's state (any non-zero seed). */
 uint64_t retry_backoff_ms(const struct retry_policy *p, enum retry_class c,
-    unsigned attempt, uint64_t *rng);
+                          unsigned attempt, uint64_t *rng);
 
 /* Seconds to add to the local clock to match the server, from an HTTP Date
  * header; -1 when the header cannot be parsed. */

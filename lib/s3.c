@@ -52,7 +52,7 @@ struct s3_op {
 
 static struct s3_op *
 s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-    struct err *e)
+          struct err *e)
 {
 	struct s3_op *op;
 
@@ -191,14 +191,15 @@ s3_parse_error(const struct http_response *resp, struct err *e)
 	e->http_status = resp->status;
 	if (e->code[0] == '\0')
 		snprintf(e->code, sizeof(e->code), "%s",
-		    s3_status_code(resp->status));
+		         s3_status_code(resp->status));
 	if (e->request_id[0] == '\0')
 		(void)http_response_header(resp, "x-amz-request-id",
-		    e->request_id, sizeof(e->request_id));
+		                           e->request_id,
+		                           sizeof(e->request_id));
 	snprintf(msg, sizeof(msg), "%s", e->message);
 	snprintf(e->message, sizeof(e->message), "HTTP %ld %.64s%s%.400s",
-	    resp->status, e->code[0] ? e->code : "error", msg[0] ? ": " : "",
-	    msg);
+	         resp->status, e->code[0] ? e->code : "error",
+	         msg[0] ? ": " : "", msg);
 	return 1;
 }
 
@@ -208,12 +209,12 @@ static void
 s3_etag_from(struct s3_op *op, struct http_response *resp)
 {
 	(void)http_response_header(resp, "ETag", op->r.etag,
-	    sizeof(op->r.etag));
+	                           sizeof(op->r.etag));
 }
 
 static int
 s3_send(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
-    struct err *e)
+        struct err *e)
 {
 	struct aws_request r = *req;
 
@@ -238,7 +239,7 @@ s3_on_simple(struct http_response *resp, const struct err *e, void *arg)
 /* Fills the request's common fields: method, bucket host, no body. */
 static void
 s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
-    char *host_prefix, size_t hplen)
+            char *host_prefix, size_t hplen)
 {
 	memset(req, 0, sizeof(*req));
 	req->method = method;
@@ -252,7 +253,7 @@ s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
 /* Content-Type and x-amz-meta-* as signed headers; names into names[]. */
 static size_t
 s3_meta_headers(struct sigv4_kv *h, size_t n, const char *content_type,
-    const struct s3_meta *meta, size_t nmeta, struct buf *names)
+                const struct s3_meta *meta, size_t nmeta, struct buf *names)
 {
 	size_t i, *offs = NULL;
 
@@ -282,8 +283,8 @@ s3_meta_headers(struct sigv4_kv *h, size_t n, const char *content_type,
 
 int
 s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
-    const char *content_type, const struct s3_meta *meta, size_t nmeta,
-    s3_done_cb cb, void *arg, struct err *e)
+              const char *content_type, const struct s3_meta *meta,
+              size_t nmeta, s3_done_cb cb, void *arg, struct err *e)
 {
 	struct aws_request req;
 	struct s3_op *op;
@@ -324,7 +325,7 @@ s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
 
 int
 s3_delete_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-    struct err *e)
+                 struct err *e)
 {
 	struct aws_request req;
 	struct s3_op *op;
@@ -353,19 +354,18 @@ s3_on_head(struct http_response *resp, const struct err *e, void *arg)
 	}
 	op->r.status = resp->status;
 	s3_etag_from(op, resp);
-	if (http_response_header(resp, "Content-Length", len, sizeof(len)) ==
-	    0)
+	if (http_response_header(resp, "Content-Length", len, sizeof(len)) == 0)
 		op->r.size = strtoull(len, NULL, 10);
 	(void)http_response_header(resp, "Content-Type", op->r.content_type,
-	    sizeof(op->r.content_type));
-	(void)http_response_header(resp, "x-amz-meta-sha256",
-	    op->r.sha256_meta, sizeof(op->r.sha256_meta));
+	                           sizeof(op->r.content_type));
+	(void)http_response_header(resp, "x-amz-meta-sha256", op->r.sha256_meta,
+	                           sizeof(op->r.sha256_meta));
 	s3_op_finish(op, NULL);
 }
 
 int
 s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-    struct err *e)
+               struct err *e)
 {
 	struct aws_request req;
 	struct s3_op *op;
@@ -407,7 +407,7 @@ s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
 	op->r.status = resp->status;
 	err_clear(&perr);
 	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	        s3_etag_elem, op, &perr) == -1 ||
+	              s3_etag_elem, op, &perr) == -1 ||
 	    op->r.etag[0] == '\0') {
 		if (perr.kind == ERR_NONE)
 			err_set(&perr, ERR_PARSE, "s3: no ETag in the answer");
@@ -419,7 +419,7 @@ s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
 
 int
 s3_copy_object(struct s3 *s, const char *src_key, const char *dst_key,
-    s3_done_cb cb, void *arg, struct err *e)
+               s3_done_cb cb, void *arg, struct err *e)
 {
 	struct aws_request req;
 	struct sigv4_kv h[2];
@@ -544,7 +544,7 @@ s3_list_elem(const char *path, const char *text, size_t len, void *arg)
 	} else if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
 		x->truncated = len == 4 && strncmp(text, "true", 4) == 0;
 	} else if (strcmp(path, "ListBucketResult/NextContinuationToken") ==
-	    0) {
+	           0) {
 		free(r->next_token);
 		r->next_token = strndup(text, len);
 	} else if (strcmp(path, "ListBucketResult/EncodingType") == 0) {
@@ -571,18 +571,19 @@ s3_on_list(struct http_response *resp, const struct err *e, void *arg)
 	err_clear(&perr);
 	op->r.status = resp->status;
 	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	        s3_list_elem, &x, &perr) == -1 ||
+	              s3_list_elem, &x, &perr) == -1 ||
 	    x.failed) {
 		free(x.cur.key);
 		if (perr.kind == ERR_NONE)
-			err_set(&perr, ERR_PARSE, "s3: bad ListObjectsV2 answer");
+			err_set(&perr, ERR_PARSE,
+			        "s3: bad ListObjectsV2 answer");
 		s3_op_finish(op, &perr);
 		return;
 	}
 	free(x.cur.key);
 	for (i = 0; x.url_encoded && i < op->r.nobjects; i++) {
 		k = s3_url_decode(op->r.objects[i].key,
-		    strlen(op->r.objects[i].key));
+		                  strlen(op->r.objects[i].key));
 		if (k == NULL) {
 			err_sys(&perr, "s3: out of memory");
 			s3_op_finish(op, &perr);
@@ -600,7 +601,7 @@ s3_on_list(struct http_response *resp, const struct err *e, void *arg)
 
 int
 s3_list_objects(struct s3 *s, const char *prefix, const char *token,
-    unsigned max_keys, s3_done_cb cb, void *arg, struct err *e)
+                unsigned max_keys, s3_done_cb cb, void *arg, struct err *e)
 {
 	struct aws_request req;
 	struct sigv4_kv q[5];
@@ -643,8 +644,7 @@ static void s3_mp_pump(struct s3_op *op);
 
 /* SHA-256 of len bytes of fd from off, read with pread. */
 static int
-s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65],
-    struct err *e)
+s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65], struct err *e)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char chunk[65536], md[EVP_MAX_MD_SIZE];
@@ -667,7 +667,8 @@ s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65],
 			goto done;
 		}
 		if (got == 0) {
-			err_set(e, ERR_SYS, "s3: the file shrank during upload");
+			err_set(e, ERR_SYS,
+			        "s3: the file shrank during upload");
 			goto done;
 		}
 		EVP_DigestUpdate(ctx, chunk, (size_t)got);
@@ -738,10 +739,10 @@ s3_mp_on_part(struct http_response *resp, const struct err *e, void *arg)
 		return;
 	}
 	if (http_response_header(resp, "ETag", part->etag,
-	        sizeof(part->etag)) == -1) {
+	                         sizeof(part->etag)) == -1) {
 		err_clear(&perr);
 		err_set(&perr, ERR_PARSE, "s3: part %u answered no ETag",
-		    part->number);
+		        part->number);
 		s3_mp_fail(op, &perr);
 		return;
 	}
@@ -778,8 +779,8 @@ s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 	req.path = op->path.data;
 	req.max_response = 64 * 1024;
 	return aws_send(op->s->client, &req, s3_mp_on_part, part, e) != NULL
-	    ? 0
-	    : -1;
+	           ? 0
+	           : -1;
 }
 
 static void s3_mp_complete(struct s3_op *op);
@@ -794,7 +795,7 @@ s3_mp_pump(struct s3_op *op)
 		return;
 	}
 	while (op->inflight < op->s->parts_in_flight &&
-	    op->next_part < op->nparts) {
+	       op->next_part < op->nparts) {
 		err_clear(&e);
 		if (s3_mp_send_part(op, &op->parts[op->next_part], &e) == -1) {
 			s3_mp_fail(op, &e);
@@ -833,7 +834,7 @@ s3_mp_complete(struct s3_op *op)
 	                   "\"http://s3.amazonaws.com/doc/2006-03-01/\">");
 	for (i = 0; i < op->nparts; i++) {
 		buf_printf(&op->xml, "<Part><PartNumber>%u</PartNumber><ETag>",
-		    op->parts[i].number);
+		           op->parts[i].number);
 		xml_escape(&op->xml, op->parts[i].etag);
 		buf_puts(&op->xml, "</ETag></Part>");
 	}
@@ -886,10 +887,11 @@ s3_mp_on_create(struct http_response *resp, const struct err *e, void *arg)
 	}
 	err_clear(&perr);
 	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	        s3_upload_id_elem, op, &perr) == -1 ||
+	              s3_upload_id_elem, op, &perr) == -1 ||
 	    op->upload_id == NULL) {
 		if (perr.kind == ERR_NONE)
-			err_set(&perr, ERR_PARSE, "s3: no UploadId in the answer");
+			err_set(&perr, ERR_PARSE,
+			        "s3: no UploadId in the answer");
 		s3_op_finish(op, &perr);
 		return;
 	}
@@ -897,10 +899,9 @@ s3_mp_on_create(struct http_response *resp, const struct err *e, void *arg)
 }
 
 int
-s3_multipart_upload(struct s3 *s, const char *key,
-    const struct s3_body *body, const char *content_type,
-    const struct s3_meta *meta, size_t nmeta, s3_done_cb cb, void *arg,
-    struct err *e)
+s3_multipart_upload(struct s3 *s, const char *key, const struct s3_body *body,
+                    const char *content_type, const struct s3_meta *meta,
+                    size_t nmeta, s3_done_cb cb, void *arg, struct err *e)
 {
 	struct aws_request req;
 	struct sigv4_kv q[1], *h;
@@ -920,9 +921,10 @@ s3_multipart_upload(struct s3 *s, const char *key,
 		n = 1;
 	if (n > S3_MAX_PARTS) {
 		err_set(e, ERR_INVALID,
-		    "s3: %" PRIu64 " bytes need more than %u parts of %" PRIu64
-		    " bytes; raise the part size",
-		    body->len, S3_MAX_PARTS, s->part_size);
+		        "s3: %" PRIu64
+		        " bytes need more than %u parts of %" PRIu64
+		        " bytes; raise the part size",
+		        body->len, S3_MAX_PARTS, s->part_size);
 		return -1;
 	}
 	op = s3_op_new(s, key, cb, arg, e);
@@ -961,12 +963,12 @@ s3_multipart_upload(struct s3 *s, const char *key,
 
 int
 s3_upload(struct s3 *s, const char *key, const struct s3_body *body,
-    const char *content_type, const struct s3_meta *meta, size_t nmeta,
-    s3_done_cb cb, void *arg, struct err *e)
+          const char *content_type, const struct s3_meta *meta, size_t nmeta,
+          s3_done_cb cb, void *arg, struct err *e)
 {
 	if (body->fd >= 0 && body->len >= s->threshold)
 		return s3_multipart_upload(s, key, body, content_type, meta,
-		    nmeta, cb, arg, e);
+		                           nmeta, cb, arg, e);
 	return s3_put_object(s, key, body, content_type, meta, nmeta, cb, arg,
-	    e);
+	                     e);
 }

@@ -15,10 +15,10 @@ struct s3;
 
 struct s3_opts {
 	const char *bucket;
-	int path_style;                /* else virtual-hosted: bucket.host */
-	uint64_t multipart_threshold;  /* bytes; 0: 16 MiB */
-	uint64_t part_size;            /* bytes; 0: 8 MiB; at least 5 MiB */
-	unsigned parts_in_flight;      /* 0: 4 */
+	int path_style;               /* else virtual-hosted: bucket.host */
+	uint64_t multipart_threshold; /* bytes; 0: 16 MiB */
+	uint64_t part_size;           /* bytes; 0: 8 MiB; at least 5 MiB */
+	unsigned parts_in_flight;     /* 0: 4 */
 };
 
 /* What to upload: a memory buffer, or len bytes of a file read with pread
@@ -53,42 +53,42 @@ struct s3_result {
 	unsigned parts;
 	struct s3_object *objects; /* ListObjectsV2 */
 	size_t nobjects;
-	char *next_token;          /* ListObjectsV2: NULL when done */
+	char *next_token; /* ListObjectsV2: NULL when done */
 };
 
 /* Fires exactly once; r is valid only during the call. */
 typedef void (*s3_done_cb)(const struct s3_result *r, const struct err *e,
-    void *arg);
+                           void *arg);
 
 /* client is borrowed. */
 struct s3 *s3_new(struct aws_client *client, const struct s3_opts *opts,
-    struct err *e);
+                  struct err *e);
 /* Cancels what is running (callbacks fire) and frees. */
 void s3_free(struct s3 *s);
 
 /* PutObject, or multipart upload past the threshold (aborted on failure). */
 int s3_upload(struct s3 *s, const char *key, const struct s3_body *body,
-    const char *content_type, const struct s3_meta *meta, size_t nmeta,
-    s3_done_cb cb, void *arg, struct err *e);
+              const char *content_type, const struct s3_meta *meta,
+              size_t nmeta, s3_done_cb cb, void *arg, struct err *e);
 int s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
-    const char *content_type, const struct s3_meta *meta, size_t nmeta,
-    s3_done_cb cb, void *arg, struct err *e);
+                  const char *content_type, const struct s3_meta *meta,
+                  size_t nmeta, s3_done_cb cb, void *arg, struct err *e);
 int s3_multipart_upload(struct s3 *s, const char *key,
-    const struct s3_body *body, const char *content_type,
-    const struct s3_meta *meta, size_t nmeta, s3_done_cb cb, void *arg,
-    struct err *e);
+                        const struct s3_body *body, const char *content_type,
+                        const struct s3_meta *meta, size_t nmeta, s3_done_cb cb,
+                        void *arg, struct err *e);
 /* Server-side copy within the bucket; metadata and type are kept. */
 int s3_copy_object(struct s3 *s, const char *src_key, const char *dst_key,
-    s3_done_cb cb, void *arg, struct err *e);
+                   s3_done_cb cb, void *arg, struct err *e);
 /* Deleting a missing key succeeds, as in S3. */
 int s3_delete_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-    struct err *e);
+                     struct err *e);
 /* A missing key fails with http_status 404 and code "NotFound". */
 int s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-    struct err *e);
+                   struct err *e);
 /* One page; pass r->next_token back for the next. max_keys 0: 1000. */
 int s3_list_objects(struct s3 *s, const char *prefix, const char *token,
-    unsigned max_keys, s3_done_cb cb, void *arg, struct err *e);
+                    unsigned max_keys, s3_done_cb cb, void *arg, struct err *e);
 
 /* The aws_error_parser for S3: <Error><Code>..</Code>..</Error>. */
 int s3_parse_error(const struct http_response *resp, struct err *e);

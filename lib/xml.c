@@ -58,8 +58,7 @@ xml_on_text(void *userp, const XML_Char *p, int len)
 }
 
 int
-xml_parse(const char *doc, size_t len, xml_end_cb cb, void *arg,
-    struct err *e)
+xml_parse(const char *doc, size_t len, xml_end_cb cb, void *arg, struct err *e)
 {
 	struct xml_state s;
 	int rc = -1;
@@ -80,8 +79,8 @@ xml_parse(const char *doc, size_t len, xml_end_cb cb, void *arg,
 	if (XML_Parse(s.parser, doc, (int)len, XML_TRUE) == XML_STATUS_ERROR &&
 	    !s.stopped) {
 		err_set(e, ERR_PARSE, "xml: %s at line %lu",
-		    XML_ErrorString(XML_GetErrorCode(s.parser)),
-		    (unsigned long)XML_GetCurrentLineNumber(s.parser));
+		        XML_ErrorString(XML_GetErrorCode(s.parser)),
+		        (unsigned long)XML_GetCurrentLineNumber(s.parser));
 		goto done;
 	}
 	if (s.path.failed || s.text.failed) {
@@ -130,7 +129,7 @@ xml_ends_with(const char *path, const char *tail)
 	size_t pl = strlen(path), tl = strlen(tail);
 
 	return pl >= tl && strcmp(path + pl - tl, tail) == 0 &&
-	    (pl == tl || path[pl - tl - 1] == '/');
+	       (pl == tl || path[pl - tl - 1] == '/');
 }
 
 static void

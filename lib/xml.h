@@ -12,10 +12,10 @@
 /* path is '/'-joined element names from the root; text is the element's
  * own character data (empty for containers). Return -1 to stop. */
 typedef int (*xml_end_cb)(const char *path, const char *text, size_t len,
-    void *arg);
+                          void *arg);
 
 int xml_parse(const char *doc, size_t len, xml_end_cb cb, void *arg,
-    struct err *e);
+              struct err *e);
 
 /* Fills e's code, message and request id from an AWS XML error document
  * (S3's <Error>, or the query protocol's <ErrorResponse><Errors><Error>);

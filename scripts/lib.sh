@@ -7,7 +7,7 @@ IMGSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMGSYNC_DEBS="build-essential cmake pkg-config git curl ca-certificates
 libcurl4-openssl-dev libssl-dev libjansson-dev libconfig-dev libsqlite3-dev
 libmicrohttpd-dev libexpat1-dev libsystemd-dev libcriterion-dev
-clang-format cppcheck nodejs npm"
+clang-format cppcheck"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -25,6 +25,10 @@ deps_install() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 			grep -q 'install ok installed' || missing+=("$p")
 	done
+	# node and npm may come from elsewhere (NodeSource bundles npm).
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		missing+=(nodejs npm)
+	fi
 	if [ ${#missing[@]} -gt 0 ]; then
 		say "installing: ${missing[*]}"
 		as_root apt-get update -qq

@@ -67,9 +67,10 @@ static void
 print_error(const struct err *e)
 {
 	json_t *j = json_pack("{s:{s:s, s:s, s:i, s:s, s:s, s:s}}", "error",
-	    "kind", err_kind_name(e->kind), "code", e->code, "status",
-	    (int)e->http_status, "message", e->message, "request_id",
-	    e->request_id, "retry", retry_class_name(retry_classify(e)));
+	                      "kind", err_kind_name(e->kind), "code", e->code,
+	                      "status", (int)e->http_status, "message",
+	                      e->message, "request_id", e->request_id, "retry",
+	                      retry_class_name(retry_classify(e)));
 
 	if (j != NULL) {
 		json_dumpf(j, stdout, JSON_COMPACT);
@@ -130,7 +131,8 @@ on_upload(const struct s3_result *r, const struct err *e, void *arg)
 		print_error(e);
 	} else {
 		j = json_pack("{s:s, s:s, s:b, s:i}", "key", u->key, "etag",
-		    r->etag, "multipart", r->multipart, "parts", r->parts);
+		              r->etag, "multipart", r->multipart, "parts",
+		              r->parts);
 		print_json(j);
 		json_decref(j);
 		t->ok++;
@@ -143,7 +145,7 @@ on_upload(const struct s3_result *r, const struct err *e, void *arg)
 
 static int
 start_upload(struct tool *t, const char *key, const char *path,
-    const char *type)
+             const char *type)
 {
 	struct s3_meta meta[1];
 	struct s3_body body;
@@ -220,11 +222,11 @@ many_feed(struct tool *t)
 			break;
 		}
 		j = json_loads(line, 0, &je);
-		if (j == NULL || start_upload(t,
-		                     json_string_value(json_object_get(j, "key")),
-		                     json_string_value(json_object_get(j, "file")),
-		                     json_string_value(json_object_get(j, "type"))) ==
-		        -1) {
+		if (j == NULL ||
+		    start_upload(
+		        t, json_string_value(json_object_get(j, "key")),
+		        json_string_value(json_object_get(j, "file")),
+		        json_string_value(json_object_get(j, "type"))) == -1) {
 			json_decref(j);
 			free(line);
 			return -1;
@@ -248,8 +250,9 @@ on_s3_simple(const struct s3_result *r, const struct err *e, void *arg)
 		return;
 	}
 	j = json_pack("{s:i, s:s, s:I, s:s, s:s}", "status", (int)r->status,
-	    "etag", r->etag, "size", (json_int_t)r->size, "content_type",
-	    r->content_type, "sha256", r->sha256_meta);
+	              "etag", r->etag, "size", (json_int_t)r->size,
+	              "content_type", r->content_type, "sha256",
+	              r->sha256_meta);
 	print_json(j);
 	json_decref(j);
 }
@@ -275,7 +278,7 @@ on_list(const struct s3_result *r, const struct err *e, void *arg)
 	t->pages++;
 	for (i = 0; i < r->nobjects; i++) {
 		j = json_pack("{s:s, s:I}", "key", r->objects[i].key, "size",
-		    (json_int_t)r->objects[i].size);
+		              (json_int_t)r->objects[i].size);
 		print_json(j);
 		json_decref(j);
 		t->ok++;
@@ -296,7 +299,7 @@ list_next(struct tool *t)
 	err_clear(&e);
 	t->inflight++;
 	if (s3_list_objects(t->s3, t->list_prefix, t->list_token, 0, on_list, t,
-	        &e) == -1) {
+	                    &e) == -1) {
 		t->inflight--;
 		t->done = 1;
 		print_error(&e);
@@ -313,7 +316,8 @@ cmd_s3(struct tool *t, int argc, char **argv)
 
 	err_clear(&e);
 	if (argc >= 3 && strcmp(argv[0], "put") == 0) {
-		if (start_upload(t, argv[1], argv[2], argc > 3 ? argv[3] : NULL))
+		if (start_upload(t, argv[1], argv[2],
+		                 argc > 3 ? argv[3] : NULL))
 			return -1;
 		return run_until(t, NULL);
 	}
@@ -334,7 +338,8 @@ cmd_s3(struct tool *t, int argc, char **argv)
 	}
 	t->inflight++;
 	if (argc == 3 && strcmp(argv[0], "copy") == 0)
-		rc = s3_copy_object(t->s3, argv[1], argv[2], on_s3_simple, t, &e);
+		rc = s3_copy_object(t->s3, argv[1], argv[2], on_s3_simple, t,
+		                    &e);
 	else if (argc == 2 && strcmp(argv[0], "delete") == 0)
 		rc = s3_delete_object(t->s3, argv[1], on_s3_simple, t, &e);
 	else if (argc == 2 && strcmp(argv[0], "head") == 0)
@@ -403,8 +408,8 @@ scan_next(struct tool *t)
 		return 0;
 	err_clear(&e);
 	t->inflight++;
-	if (dynamo_scan(t->ddb, t->table, t->scan_key, t->scan_limit, on_scan, t,
-	        &e) == -1) {
+	if (dynamo_scan(t->ddb, t->table, t->scan_key, t->scan_limit, on_scan,
+	                t, &e) == -1) {
 		t->inflight--;
 		t->done = 1;
 		print_error(&e);
@@ -442,15 +447,16 @@ batch_feed(struct tool *t)
 	while (!t->done && t->inflight < t->concurrency) {
 		reqs = json_array();
 		while (json_array_size(reqs) < 25 &&
-		    getline(&line, &cap, t->many_in) != -1) {
+		       getline(&line, &cap, t->many_in) != -1) {
 			item = json_loads(line, 0, &je);
 			if (item == NULL) {
 				fprintf(stderr, "awstool: bad item: %s\n",
-				    je.text);
+				        je.text);
 				rc = -1;
 				break;
 			}
-			json_array_append_new(reqs,
+			json_array_append_new(
+			    reqs,
 			    json_pack("{s:{s:o}}", "PutRequest", "Item", item));
 		}
 		if (json_array_size(reqs) < 25)
@@ -459,7 +465,7 @@ batch_feed(struct tool *t)
 		if (rc == 0 && json_array_size(reqs) > 0) {
 			t->inflight++;
 			if (dynamo_batch_write(t->ddb, t->table, reqs, on_batch,
-			        t, &e) == -1) {
+			                       t, &e) == -1) {
 				t->inflight--;
 				print_error(&e);
 				rc = -1;
@@ -525,13 +531,15 @@ cmd_ddb(struct tool *t, int argc, char **argv)
 		values = arg_json(argv[5]);
 	t->inflight++;
 	if (strcmp(argv[0], "put") == 0)
-		rc = dynamo_put_item(t->ddb, argv[1], a, argc > 3 ? argv[3] : NULL,
-		    names, values, on_ddb, t, &e);
+		rc = dynamo_put_item(t->ddb, argv[1], a,
+		                     argc > 3 ? argv[3] : NULL, names, values,
+		                     on_ddb, t, &e);
 	else if (strcmp(argv[0], "get") == 0)
 		rc = dynamo_get_item(t->ddb, argv[1], a, 1, on_ddb, t, &e);
 	else if (strcmp(argv[0], "delete") == 0)
 		rc = dynamo_delete_item(t->ddb, argv[1], a,
-		    argc > 3 ? argv[3] : NULL, names, values, on_ddb, t, &e);
+		                        argc > 3 ? argv[3] : NULL, names,
+		                        values, on_ddb, t, &e);
 	else {
 		fprintf(stderr, "awstool: unknown ddb command\n");
 		exit(2);
@@ -563,6 +571,7 @@ setup(struct tool *t, const char *service, struct err *e)
 	t->http = http_new(t->loop, NULL, e);
 	if (t->http == NULL)
 		return -1;
+	co.loop = t->loop;
 	t->creds = creds_provider_new(&co, t->http, e);
 	if (t->creds == NULL)
 		return -1;
@@ -572,8 +581,8 @@ setup(struct tool *t, const char *service, struct err *e)
 	o.region = region;
 	o.endpoint = endpoint;
 	o.mode = strcmp(service, "s3") == 0 ? SIGV4_S3 : SIGV4_GENERIC;
-	o.parse_error = strcmp(service, "s3") == 0 ? s3_parse_error
-	                                           : dynamo_parse_error;
+	o.parse_error =
+	    strcmp(service, "s3") == 0 ? s3_parse_error : dynamo_parse_error;
 	o.max_attempts = t->max_attempts;
 	o.retry.base_ms = 20;
 	o.retry.throttle_base_ms = 50;
@@ -602,11 +611,11 @@ teardown(struct tool *t)
 		const struct aws_stats *st = aws_client_stats(t->client);
 
 		fprintf(stderr,
-		    "{\"requests\":%" PRIu64 ",\"retries\":%" PRIu64
-		    ",\"throttled\":%" PRIu64 ",\"skew_fixes\":%" PRIu64
-		    ",\"skew\":%" PRId64 "}\n",
-		    st->requests, st->retries, st->throttled, st->skew_fixes,
-		    aws_client_skew(t->client));
+		        "{\"requests\":%" PRIu64 ",\"retries\":%" PRIu64
+		        ",\"throttled\":%" PRIu64 ",\"skew_fixes\":%" PRIu64
+		        ",\"skew\":%" PRId64 "}\n",
+		        st->requests, st->retries, st->throttled,
+		        st->skew_fixes, aws_client_skew(t->client));
 	}
 	aws_client_free(t->client);
 	s3_free(t->s3);
@@ -648,9 +657,10 @@ main(int argc, char **argv)
 		else
 			break;
 	}
-	if (argc - i < 1 || (strcmp(argv[i], "s3") != 0 &&
-	                        strcmp(argv[i], "ddb") != 0)) {
-		fprintf(stderr, "usage: awstool [options] s3|ddb COMMAND ...\n");
+	if (argc - i < 1 ||
+	    (strcmp(argv[i], "s3") != 0 && strcmp(argv[i], "ddb") != 0)) {
+		fprintf(stderr,
+		        "usage: awstool [options] s3|ddb COMMAND ...\n");
 		return 2;
 	}
 	if (strcmp(argv[i], "s3") == 0 && t.bucket == NULL) {

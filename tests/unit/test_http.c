@@ -34,8 +34,8 @@ struct upload {
 static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned status, const char *body)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body),
-	    (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result rc;
 
 	MHD_add_response_header(r, "X-Test", "  yes  ");
@@ -47,8 +47,8 @@ reply(struct MHD_Connection *c, unsigned status, const char *body)
 
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url,
-    const char *method, const char *version, const char *data, size_t *size,
-    void **state)
+        const char *method, const char *version, const char *data, size_t *size,
+        void **state)
 {
 	struct server *s = cls;
 	struct upload *u = *state;
@@ -81,7 +81,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 
 		memset(big, 'b', 200000);
 		r = MHD_create_response_from_buffer(200000, big,
-		    MHD_RESPMEM_MUST_FREE);
+		                                    MHD_RESPMEM_MUST_FREE);
 		rc = MHD_queue_response(c, 200, r);
 		MHD_destroy_response(r);
 		return rc;
@@ -89,13 +89,13 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	if (strcmp(url, "/status/503") == 0)
 		return reply(c, 503, "busy");
 	snprintf(tmp, sizeof(tmp), "%s %s len=%zu sum=%lu", method, url, u->len,
-	    u->sum);
+	         u->sum);
 	return reply(c, 200, tmp);
 }
 
 static void
 completed(void *cls, struct MHD_Connection *c, void **state,
-    enum MHD_RequestTerminationCode toe)
+          enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)c;
@@ -106,7 +106,7 @@ completed(void *cls, struct MHD_Connection *c, void **state,
 
 static void
 notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
-    enum MHD_ConnectionNotificationCode toe)
+            enum MHD_ConnectionNotificationCode toe)
 {
 	struct server *s = cls;
 
@@ -128,9 +128,9 @@ server_start(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	        MHD_USE_THREAD_PER_CONNECTION,
-	    0, NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR, &sa,
+	srv.d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+	    NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR, &sa,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, &srv,
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, &srv,
 	    MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
@@ -170,7 +170,7 @@ on_done(struct http_response *resp, const struct err *e, void *arg)
 	r->status = resp->status;
 	r->body_len = resp->body.len;
 	snprintf(r->body, sizeof(r->body), "%s",
-	    resp->body.data ? resp->body.data : "");
+	         resp->body.data ? resp->body.data : "");
 	(void)http_response_header(resp, "x-test", r->hdr, sizeof(r->hdr));
 }
 
@@ -244,7 +244,7 @@ Test(http, get_and_header_lookup, .init = server_start, .fini = server_stop)
 }
 
 Test(http, keep_alive_reuses_one_connection, .init = server_start,
-    .fini = server_stop)
+     .fini = server_stop)
 {
 	struct http_request req = {.method = "GET", .body_fd = -1};
 	struct result r[20];
@@ -257,18 +257,19 @@ Test(http, keep_alive_reuses_one_connection, .init = server_start,
 	req.url = u;
 	memset(r, 0, sizeof(r));
 	for (i = 0; i < 20; i++) {
-		cr_assert_not_null(http_send(v.http, &req, on_done, &r[i], NULL));
+		cr_assert_not_null(
+		    http_send(v.http, &req, on_done, &r[i], NULL));
 		wait_all(&v, &r[i], 1);
 		cr_assert_eq(r[i].status, 200);
 	}
 	cr_assert_eq(srv.requests, 20);
 	cr_assert_eq(srv.connections, 1, "%d connections",
-	    (int)srv.connections);
+	             (int)srv.connections);
 	env_free(&v);
 }
 
 Test(http, put_from_memory_without_expect, .init = server_start,
-    .fini = server_stop)
+     .fini = server_stop)
 {
 	struct http_header h[] = {{"Content-Type", "image/jpeg"}};
 	struct http_request req = {.method = "PUT", .body_fd = -1};
@@ -324,8 +325,7 @@ Test(http, post_range_of_a_file, .init = server_start, .fini = server_stop)
 	unlink(path);
 }
 
-Test(http, response_cap_is_an_error, .init = server_start,
-    .fini = server_stop)
+Test(http, response_cap_is_an_error, .init = server_start, .fini = server_stop)
 {
 	struct http_request req = {.method = "GET", .body_fd = -1};
 	struct result r = {0}, ok = {0};
@@ -348,7 +348,7 @@ Test(http, response_cap_is_an_error, .init = server_start,
 }
 
 Test(http, error_status_is_a_response, .init = server_start,
-    .fini = server_stop)
+     .fini = server_stop)
 {
 	struct http_request req = {.method = "GET", .body_fd = -1};
 	struct result r = {0};
@@ -401,7 +401,7 @@ Test(http, timeout, .init = server_start, .fini = server_stop)
 }
 
 Test(http, cancel_and_free_fire_callbacks_once, .init = server_start,
-    .fini = server_stop)
+     .fini = server_stop)
 {
 	struct http_request req = {.method = "GET", .body_fd = -1};
 	struct result r[3];

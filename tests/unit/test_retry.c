@@ -10,7 +10,7 @@ TestSuite(retry);
 /* A response as the http module hands it over. */
 static void
 fake_response(struct http_response *r, long status, const char *headers,
-    const char *body)
+              const char *body)
 {
 	memset(r, 0, sizeof(*r));
 	r->status = status;
@@ -36,45 +36,45 @@ struct s3_case {
 
 #define S3ERR(code, msg)                                                       \
 	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" code       \
-	"</Code><Message>" msg "</Message><RequestId>4442587FB7D0A2F9"        \
+	"</Code><Message>" msg "</Message><RequestId>4442587FB7D0A2F9"         \
 	"</RequestId><HostId>abc</HostId></Error>"
 
 static const struct s3_case s3_cases[] = {
-	{503, S3ERR("SlowDown", "Please reduce your request rate."), "SlowDown",
-	    RETRY_THROTTLE},
-	{500, S3ERR("InternalError", "We encountered an internal error."),
-	    "InternalError", RETRY_TRANSIENT},
-	{503, S3ERR("ServiceUnavailable", "Reduce your request rate."),
-	    "ServiceUnavailable", RETRY_TRANSIENT},
-	{400, S3ERR("RequestTimeout", "Your socket connection to the server"),
-	    "RequestTimeout", RETRY_TRANSIENT},
-	{403,
-	    S3ERR("RequestTimeTooSkewed", "The difference between the request "
-	                                  "time and the current time is too "
-	                                  "large."),
-	    "RequestTimeTooSkewed", RETRY_SKEW},
-	{403, S3ERR("AccessDenied", "Access Denied"), "AccessDenied", RETRY_NO},
-	{403,
-	    S3ERR("SignatureDoesNotMatch", "The request signature we calculated "
-	                                   "does not match the signature you "
-	                                   "provided."),
-	    "SignatureDoesNotMatch", RETRY_NO},
-	{403, S3ERR("InvalidAccessKeyId", "The AWS Access Key Id you provided"),
-	    "InvalidAccessKeyId", RETRY_NO},
-	{404, S3ERR("NoSuchBucket", "The specified bucket does not exist"),
-	    "NoSuchBucket", RETRY_NO},
-	{400, S3ERR("ExpiredToken", "The provided token has expired."),
-	    "ExpiredToken", RETRY_CREDS},
-	{400, S3ERR("EntityTooSmall", "Your proposed upload is smaller"),
-	    "EntityTooSmall", RETRY_NO},
-	/* CompleteMultipartUpload and CopyObject can fail inside a 200. */
-	{200, S3ERR("InternalError", "We encountered an internal error."),
-	    "InternalError", RETRY_TRANSIENT},
-	/* HEAD has no body: the status decides. */
-	{404, "", "NotFound", RETRY_NO},
-	{503, "", "ServiceUnavailable", RETRY_TRANSIENT},
-	{502, "<html>Bad Gateway</html>", "", RETRY_TRANSIENT},
-	{504, "", "", RETRY_TRANSIENT},
+    {503, S3ERR("SlowDown", "Please reduce your request rate."), "SlowDown",
+     RETRY_THROTTLE},
+    {500, S3ERR("InternalError", "We encountered an internal error."),
+     "InternalError", RETRY_TRANSIENT},
+    {503, S3ERR("ServiceUnavailable", "Reduce your request rate."),
+     "ServiceUnavailable", RETRY_TRANSIENT},
+    {400, S3ERR("RequestTimeout", "Your socket connection to the server"),
+     "RequestTimeout", RETRY_TRANSIENT},
+    {403,
+     S3ERR("RequestTimeTooSkewed", "The difference between the request "
+                                   "time and the current time is too "
+                                   "large."),
+     "RequestTimeTooSkewed", RETRY_SKEW},
+    {403, S3ERR("AccessDenied", "Access Denied"), "AccessDenied", RETRY_NO},
+    {403,
+     S3ERR("SignatureDoesNotMatch", "The request signature we calculated "
+                                    "does not match the signature you "
+                                    "provided."),
+     "SignatureDoesNotMatch", RETRY_NO},
+    {403, S3ERR("InvalidAccessKeyId", "The AWS Access Key Id you provided"),
+     "InvalidAccessKeyId", RETRY_NO},
+    {404, S3ERR("NoSuchBucket", "The specified bucket does not exist"),
+     "NoSuchBucket", RETRY_NO},
+    {400, S3ERR("ExpiredToken", "The provided token has expired."),
+     "ExpiredToken", RETRY_CREDS},
+    {400, S3ERR("EntityTooSmall", "Your proposed upload is smaller"),
+     "EntityTooSmall", RETRY_NO},
+    /* CompleteMultipartUpload and CopyObject can fail inside a 200. */
+    {200, S3ERR("InternalError", "We encountered an internal error."),
+     "InternalError", RETRY_TRANSIENT},
+    /* HEAD has no body: the status decides. */
+    {404, "", "NotFound", RETRY_NO},
+    {503, "", "ServiceUnavailable", RETRY_TRANSIENT},
+    {502, "<html>Bad Gateway</html>", "", RETRY_TRANSIENT},
+    {504, "", "", RETRY_TRANSIENT},
 };
 
 Test(retry, s3_error_bodies)
@@ -87,14 +87,14 @@ Test(retry, s3_error_bodies)
 		const struct s3_case *c = &s3_cases[i];
 
 		fake_response(&r, c->status, "x-amz-request-id: REQ123\r\n",
-		    c->body);
+		              c->body);
 		err_clear(&e);
 		cr_assert_eq(s3_parse_error(&r, &e), 1, "case %zu", i);
 		cr_assert_eq(e.kind, ERR_HTTP);
 		cr_assert_eq(e.http_status, c->status);
 		cr_assert_str_eq(e.code, c->code, "case %zu", i);
-		cr_assert_eq(retry_classify(&e), c->want, "case %zu (%s): %s", i,
-		    c->code, retry_class_name(retry_classify(&e)));
+		cr_assert_eq(retry_classify(&e), c->want, "case %zu (%s): %s",
+		             i, c->code, retry_class_name(retry_classify(&e)));
 		if (c->body[0] == '<' && strstr(c->body, "<Error>"))
 			cr_assert_str_eq(e.request_id, "4442587FB7D0A2F9");
 		else
@@ -108,7 +108,8 @@ Test(retry, s3_success_is_not_an_error)
 	struct http_response r;
 	struct err e;
 
-	fake_response(&r, 200, "",
+	fake_response(
+	    &r, 200, "",
 	    "<CopyObjectResult><ETag>\"x\"</ETag></CopyObjectResult>");
 	err_clear(&e);
 	cr_assert_eq(s3_parse_error(&r, &e), 0);
@@ -124,33 +125,32 @@ struct ddb_case {
 };
 
 static const struct ddb_case ddb_cases[] = {
-	{400,
-	    "com.amazonaws.dynamodb.v20120810#"
-	    "ProvisionedThroughputExceededException",
-	    "ProvisionedThroughputExceededException", RETRY_THROTTLE},
-	{400, "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-	    "ThrottlingException", RETRY_THROTTLE},
-	{400, "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
-	    "RequestLimitExceeded", RETRY_THROTTLE},
-	{500, "com.amazonaws.dynamodb.v20120810#InternalServerError",
-	    "InternalServerError", RETRY_TRANSIENT},
-	{503, "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
-	    "ServiceUnavailable", RETRY_TRANSIENT},
-	{400,
-	    "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-	    "ConditionalCheckFailedException", RETRY_NO},
-	{400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
-	    "ResourceNotFoundException", RETRY_NO},
-	{400, "com.amazon.coral.validate#ValidationException",
-	    "ValidationException", RETRY_NO},
-	{400, "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
-	    "AccessDeniedException", RETRY_NO},
-	{400, "com.amazon.coral.service#UnrecognizedClientException",
-	    "UnrecognizedClientException", RETRY_NO},
-	{400, "com.amazon.coral.service#ExpiredTokenException",
-	    "ExpiredTokenException", RETRY_CREDS},
-	{400, "com.amazonaws.dynamodb.v20120810#TransactionInProgressException",
-	    "TransactionInProgressException", RETRY_THROTTLE},
+    {400,
+     "com.amazonaws.dynamodb.v20120810#"
+     "ProvisionedThroughputExceededException",
+     "ProvisionedThroughputExceededException", RETRY_THROTTLE},
+    {400, "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+     "ThrottlingException", RETRY_THROTTLE},
+    {400, "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+     "RequestLimitExceeded", RETRY_THROTTLE},
+    {500, "com.amazonaws.dynamodb.v20120810#InternalServerError",
+     "InternalServerError", RETRY_TRANSIENT},
+    {503, "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+     "ServiceUnavailable", RETRY_TRANSIENT},
+    {400, "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+     "ConditionalCheckFailedException", RETRY_NO},
+    {400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+     "ResourceNotFoundException", RETRY_NO},
+    {400, "com.amazon.coral.validate#ValidationException",
+     "ValidationException", RETRY_NO},
+    {400, "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+     "AccessDeniedException", RETRY_NO},
+    {400, "com.amazon.coral.service#UnrecognizedClientException",
+     "UnrecognizedClientException", RETRY_NO},
+    {400, "com.amazon.coral.service#ExpiredTokenException",
+     "ExpiredTokenException", RETRY_CREDS},
+    {400, "com.amazonaws.dynamodb.v20120810#TransactionInProgressException",
+     "TransactionInProgressException", RETRY_THROTTLE},
 };
 
 Test(retry, dynamodb_error_bodies)
@@ -164,16 +164,18 @@ Test(retry, dynamodb_error_bodies)
 		const struct ddb_case *c = &ddb_cases[i];
 
 		snprintf(body, sizeof(body),
-		    "{\"__type\":\"%s\",\"message\":\"details %zu\"}", c->type,
-		    i);
-		fake_response(&r, c->status, "x-amzn-RequestId: RID9\r\n", body);
+		         "{\"__type\":\"%s\",\"message\":\"details %zu\"}",
+		         c->type, i);
+		fake_response(&r, c->status, "x-amzn-RequestId: RID9\r\n",
+		              body);
 		err_clear(&e);
 		cr_assert_eq(dynamo_parse_error(&r, &e), 1);
 		cr_assert_str_eq(e.code, c->code, "case %zu", i);
 		cr_assert_eq(retry_classify(&e), c->want, "case %zu (%s)", i,
-		    c->code);
+		             c->code);
 		cr_assert_str_eq(e.request_id, "RID9");
-		cr_assert(strstr(e.message, "details") != NULL, "%s", e.message);
+		cr_assert(strstr(e.message, "details") != NULL, "%s",
+		          e.message);
 		fake_free(&r);
 	}
 }
@@ -183,8 +185,10 @@ Test(retry, dynamodb_signature_expired_is_skew)
 	struct http_response r;
 	struct err e;
 
-	fake_response(&r, 400, "Date: Sun, 22 Nov 2026 10:30:00 GMT\r\n",
-	    "{\"__type\":\"com.amazon.coral.service#InvalidSignatureException\","
+	fake_response(
+	    &r, 400, "Date: Sun, 22 Nov 2026 10:30:00 GMT\r\n",
+	    "{\"__type\":\"com.amazon.coral.service#"
+	    "InvalidSignatureException\","
 	    "\"message\":\"Signature expired: 20261122T101000Z is now earlier "
 	    "than 20261122T101500Z (20261122T103000Z - 15 min.)\"}");
 	err_clear(&e);
@@ -193,8 +197,10 @@ Test(retry, dynamodb_signature_expired_is_skew)
 	fake_free(&r);
 
 	/* The same code for a wrong secret is permanent. */
-	fake_response(&r, 400, "",
-	    "{\"__type\":\"com.amazon.coral.service#InvalidSignatureException\","
+	fake_response(
+	    &r, 400, "",
+	    "{\"__type\":\"com.amazon.coral.service#"
+	    "InvalidSignatureException\","
 	    "\"message\":\"The request signature we calculated does not "
 	    "match\"}");
 	err_clear(&e);
@@ -238,9 +244,8 @@ Test(retry, network_errors)
 
 Test(retry, backoff_stays_within_bounds)
 {
-	struct retry_policy p = {.base_ms = 100,
-	    .throttle_base_ms = 500,
-	    .max_ms = 20000};
+	struct retry_policy p = {
+	    .base_ms = 100, .throttle_base_ms = 500, .max_ms = 20000};
 	uint64_t rng = 42, d, max_seen = 0, sum = 0;
 	unsigned attempt, i;
 
@@ -250,10 +255,11 @@ Test(retry, backoff_stays_within_bounds)
 		if (ceiling > 20000)
 			ceiling = 20000;
 		for (i = 0; i < 500; i++) {
-			d = retry_backoff_ms(&p, RETRY_TRANSIENT, attempt, &rng);
+			d = retry_backoff_ms(&p, RETRY_TRANSIENT, attempt,
+			                     &rng);
 			cr_assert_leq(d, ceiling, "attempt %u: %llu > %llu",
-			    attempt, (unsigned long long)d,
-			    (unsigned long long)ceiling);
+			              attempt, (unsigned long long)d,
+			              (unsigned long long)ceiling);
 			if (attempt == 10) {
 				sum += d;
 				if (d > max_seen)
@@ -264,14 +270,15 @@ Test(retry, backoff_stays_within_bounds)
 	/* Full jitter: spread over the whole range, mean near half the cap. */
 	cr_assert_gt(max_seen, 18000);
 	cr_assert(sum / 500 > 7000 && sum / 500 < 13000, "mean %llu",
-	    (unsigned long long)(sum / 500));
+	          (unsigned long long)(sum / 500));
 	for (i = 0; i < 200; i++)
-		cr_assert_leq(retry_backoff_ms(&p, RETRY_THROTTLE, 0, &rng), 500);
+		cr_assert_leq(retry_backoff_ms(&p, RETRY_THROTTLE, 0, &rng),
+		              500);
 	cr_assert_eq(retry_backoff_ms(&p, RETRY_SKEW, 5, &rng), 0);
 	/* Defaults when no policy is given. */
 	for (i = 0; i < 200; i++)
-		cr_assert_leq(retry_backoff_ms(NULL, RETRY_TRANSIENT, 100, &rng),
-		    20000);
+		cr_assert_leq(
+		    retry_backoff_ms(NULL, RETRY_TRANSIENT, 100, &rng), 20000);
 }
 
 Test(retry, skew_from_date_header)
@@ -280,12 +287,12 @@ Test(retry, skew_from_date_header)
 
 	/* Sun, 22 Nov 2026 10:30:00 GMT = 1795343400 */
 	cr_assert_eq(retry_skew_from_date("Sun, 22 Nov 2026 10:30:00 GMT",
-	                 1795343400 - 1200, &skew),
-	    0);
+	                                  1795343400 - 1200, &skew),
+	             0);
 	cr_assert_eq(skew, 1200);
 	cr_assert_eq(retry_skew_from_date("Sun, 22 Nov 2026 10:30:00 GMT",
-	                 1795343400 + 1200, &skew),
-	    0);
+	                                  1795343400 + 1200, &skew),
+	             0);
 	cr_assert_eq(skew, -1200);
 	cr_assert_eq(retry_skew_from_date("not a date", 0, &skew), -1);
 	cr_assert_eq(retry_skew_from_date("", 0, &skew), -1);
