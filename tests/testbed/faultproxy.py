@@ -442,7 +442,11 @@ class FaultProxy:
         with self._lock:
             self._log.append({"method": method, "path": path, "service": service,
                               "status": status, "fault": fault,
-                              "expect": _expects_continue(req)})
+                              "expect": _expects_continue(req),
+                              # server-side proof of copy versus upload
+                              "copy_source": req.get("x-amz-copy-source"),
+                              "target": req.get("x-amz-target"),
+                              "length": req.content_length() or 0})
 
     # ---- lifecycle -----------------------------------------------------
 

@@ -1,0 +1,209 @@
+/*
+ * state: the daemon's state database (SQLite, WAL): the index of what was
+ * synced (`files`), the operations in progress (`intents`) and a small
+ * key/value table (`meta`).
+ *
+ * Paths are relative to the watch root and are arbitrary bytes (invalid
+ * UTF-8, newlines, '%', '*' ... all kept exactly): every path argument is
+ * (pointer, length) and is stored as a BLOB. Keys and the other text columns
+ * are NUL-terminated strings.
+ *
+ * Durability: the connection runs with synchronous=NORMAL, which survives a
+ * process crash but may lose the last commits on power loss; an intent is
+ * committed with synchronous=FULL (the WAL is fsynced before
+ * state_intent_add returns), because it must survive a power loss before
+ * the network call it guards. A batch (state_begin .. state_commit) is also
+ * committed with FULL: one fsync per batch, whatever it holds.
+ *
+ * Every function that can fail returns -1 (or NULL) and fills the caller's
+ * struct err: ERR_INVALID for a bad argument, ERR_SYS for a database error
+ * with "state: <db path>: <sqlite message>", code = "SQLITE_<NAME>" and
+ * sys_errno = the OS error behind it, if any.
+ *
+ * Strings and paths passed in are borrowed. Structs filled by state_*_get
+ * own their memory: release them with the matching *_cleanup. Structs passed
+ * to a callback are borrowed for the duration of the call only.
+ *
+ * A handle is used by one thread at a time.
+ */
+#ifndef IMGSYNC_STATE_H
+#define IMGSYNC_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define STATE_SCHEMA_VERSION 1
+#define STATE_APPLICATION_ID 0x494d4753 /* "IMGS" */
+
+struct state;
+
+/*
+ * Opens (creating with mode 0600 if needed) the database at path, whose
+ * parent directory must exist, and brings its schema up to
+ * STATE_SCHEMA_VERSION. A file that is not an imgsync state database, or
+ * one from a newer imgsync, is refused and left alone.
+ */
+struct state *state_open(const char *path, struct err *e);
+/* Closes the handle; a batch still open is rolled back. NULL is a no-op. */
+void state_close(struct state *s);
+
+/* One row of `files`. */
+struct state_file {
+	char *path; /* NUL-terminated for convenience; path_len is exact */
+	size_t path_len;
+	char *key; /* the S3 key */
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	uint64_t inode;
+	char sha256[65]; /* hex */
+	char etag[80];
+	char type[64]; /* MIME type */
+	unsigned width, height;
+	char synced_at[32]; /* 2026-11-21T10:00:00.123Z */
+	int failed;         /* status = 'failed' */
+	char *error;        /* why it failed, NULL if it did not */
+	char failed_at[32];
+	unsigned attempts; /* failures since the last success */
+};
+
+/* Frees what state_file_get allocated; safe on a zeroed struct. */
+void state_file_cleanup(struct state_file *f);
+
+/* 1 found (out filled; call state_file_cleanup), 0 not found, -1 error. */
+int state_file_get(struct state *s, const char *path, size_t len,
+                   struct state_file *out, struct err *e);
+/*
+ * Inserts or replaces the row as synced: status 'synced', error and
+ * failed_at cleared, attempts 0. synced_at is f->synced_at, or now if
+ * empty. f->failed, f->error, f->failed_at and f->attempts are ignored.
+ */
+int state_file_put(struct state *s, const struct state_file *f, struct err *e);
+/*
+ * Marks the path failed with the reason (NULL: none given), stamps
+ * failed_at, adds one to attempts and keeps the other columns. A path
+ * without a row gets one with an empty key.
+ */
+int state_file_fail(struct state *s, const char *path, size_t len,
+                    const char *error, struct err *e);
+/* 0 also when there was no such row. */
+int state_file_delete(struct state *s, const char *path, size_t len,
+                      struct err *e);
+/*
+ * Moves one row to a new path and key, replacing any row at the new path.
+ * 1 moved, 0 no row at the old path, -1 error.
+ */
+int state_file_rename(struct state *s, const char *oldp, size_t oldlen,
+                      const char *newp, size_t newlen, const char *new_key,
+                      struct err *e);
+/*
+ * A directory was renamed: every row under oldp/ moves to newp/ (rows
+ * already there are replaced) and its key becomes new_key_dir + "/" + the
+ * rest of the path. A row at oldp itself is not touched. *moved (may be
+ * NULL) gets the number of rows moved. Renaming a directory into itself or
+ * onto one of its parents is ERR_INVALID.
+ */
+int state_dir_rename(struct state *s, const char *oldp, size_t oldlen,
+                     const char *newp, size_t newlen, const char *new_key_dir,
+                     size_t *moved, struct err *e);
+
+/*
+ * The walks call cb for each row, ordered by path (bytewise). A non-zero
+ * return from cb stops the walk. They return 0 when the walk completed,
+ * 1 when cb stopped it, -1 on a database error. cb may call other state
+ * functions, also write ones; whether the walk then sees the change is
+ * undefined.
+ */
+typedef int (*state_file_cb)(const struct state_file *f, void *arg);
+int state_files_each(struct state *s, state_file_cb cb, void *arg,
+                     struct err *e);
+/* Rows whose path is prefix or starts with prefix + "/", taken as bytes (no
+ * wildcards); trailing slashes of prefix are ignored. An empty prefix is
+ * the watch root: every row. */
+int state_files_under(struct state *s, const char *prefix, size_t len,
+                      state_file_cb cb, void *arg, struct err *e);
+/* Rows with status 'failed'. */
+int state_failed_each(struct state *s, state_file_cb cb, void *arg,
+                      struct err *e);
+/* Synced rows, failed rows and the bytes of the synced rows; any output
+ * pointer may be NULL. */
+int state_count(struct state *s, uint64_t *files, uint64_t *failed,
+                uint64_t *bytes, struct err *e);
+
+enum state_op {
+	STATE_OP_UPLOAD = 0, /* path -> key: PutObject, then PutItem */
+	STATE_OP_DELETE,     /* key: DeleteItem, then DeleteObject */
+	STATE_OP_RENAME,     /* old_path/old_key -> path/key: copy, delete */
+};
+
+const char *state_op_name(enum state_op op);
+
+/* One row of `intents`. */
+struct state_intent {
+	int64_t id; /* set by state_intent_add, ignored by it */
+	enum state_op op;
+	char *path; /* NUL-terminated for convenience; path_len is exact */
+	size_t path_len;
+	char *old_path; /* rename only; NULL otherwise */
+	size_t old_len;
+	char *key;
+	char *old_key; /* rename only; NULL otherwise */
+	/* The file as it was when the intent was written, so that recovery can
+	 * tell whether it still has the same content (0 / "" when unknown). */
+	uint64_t size;
+	int64_t mtime_ns;
+	char sha256[65];
+	char *upload_id;     /* multipart upload to abort after a crash */
+	char created_at[32]; /* set by state_intent_add, ignored by it */
+};
+
+/* Frees path, old_path, key, old_key and upload_id, for a caller that keeps
+ * malloc'd copies of a walk's intents; safe on a zeroed struct. */
+void state_intent_cleanup(struct state_intent *in);
+
+/*
+ * Records an operation before any network call; returns its id (> 0) once
+ * it is on disk (fsynced, unless inside a batch: then at state_commit), or
+ * -1. upload_id, id and created_at are ignored.
+ */
+int64_t state_intent_add(struct state *s, const struct state_intent *in,
+                         struct err *e);
+/* Remembers the multipart upload id of an upload intent (NULL clears). */
+int state_intent_set_upload_id(struct state *s, int64_t id,
+                               const char *upload_id, struct err *e);
+/* The operation finished (both calls succeeded): forgets it. 0 also when
+ * there is no such intent. */
+int state_intent_done(struct state *s, int64_t id, struct err *e);
+/* In id (= creation) order; return convention as state_files_each. */
+typedef int (*state_intent_cb)(const struct state_intent *in, void *arg);
+int state_intents_each(struct state *s, state_intent_cb cb, void *arg,
+                       struct err *e);
+int state_intent_count(struct state *s, uint64_t *n, struct err *e);
+
+/*
+ * Batches: everything between state_begin and state_commit is one
+ * transaction with one fsync. Batches do not nest. state_begin takes the
+ * write lock at once (BEGIN IMMEDIATE), waiting up to the busy timeout
+ * (5 s; it also applies to every single write). When state_commit fails the
+ * batch is rolled back. state_rollback discards the batch (no-op when none
+ * is open).
+ */
+int state_begin(struct state *s, struct err *e);
+int state_commit(struct state *s, struct err *e);
+void state_rollback(struct state *s);
+
+/*
+ * meta: small named values, e.g. "watch_root" (so that pointing the daemon
+ * at another root is detected) or "summary_etag". Values are bytes.
+ * state_meta_get: 1 found (*value malloc'd, NUL-terminated, the caller
+ * frees it; *len may be NULL), 0 not found, -1 error.
+ */
+int state_meta_get(struct state *s, const char *name, char **value, size_t *len,
+                   struct err *e);
+int state_meta_put(struct state *s, const char *name, const void *value,
+                   size_t len, struct err *e);
+int state_meta_delete(struct state *s, const char *name, struct err *e);
+
+#endif
