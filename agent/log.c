@@ -1,0 +1,141 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The one piece of process-wide state: logging is per process by nature. */
+static enum config_log_level log_level = CONFIG_LOG_INFO;
+static int log_time;
+
+void
+log_init(enum config_log_level level, int with_time)
+{
+	log_level = level;
+	log_time = with_time;
+}
+
+void
+log_set_level(enum config_log_level level)
+{
+	log_level = level;
+}
+
+int
+log_enabled(enum config_log_level level)
+{
+	return level >= log_level;
+}
+
+static void
+log_vwrite(enum config_log_level level, const char *tag, const char *fmt,
+           va_list ap, const char *suffix)
+{
+	char line[2048], stamp[32] = "";
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	if (!log_enabled(level))
+		return;
+	if (log_time) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = (int)strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+		snprintf(stamp + n, sizeof(stamp) - (size_t)n, ".%03ld ",
+		         ts.tv_nsec / 1000000);
+	}
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fprintf(stderr, "%s%s%s%s%s\n", stamp, tag, line,
+	        suffix != NULL ? ": " : "", suffix != NULL ? suffix : "");
+}
+
+#define LOG_FN(name, level, tag)                                               \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		log_vwrite(level, tag, fmt, ap, NULL);                         \
+		va_end(ap);                                                    \
+	}
+
+LOG_FN(log_warnx, CONFIG_LOG_WARN, "warning: ")
+LOG_FN(log_error, CONFIG_LOG_ERROR, "error: ")
+LOG_FN(log_info, CONFIG_LOG_INFO, "")
+LOG_FN(log_debug, CONFIG_LOG_DEBUG, "debug: ")
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(CONFIG_LOG_WARN, "warning: ", fmt, ap, strerror(saved));
+	va_end(ap);
+	errno = saved;
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_level = CONFIG_LOG_DEBUG;
+	log_vwrite(CONFIG_LOG_ERROR, "fatal: ", fmt, ap, NULL);
+	va_end(ap);
+	exit(1);
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static size_t
+log_utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+const char *
+log_path(const char *path, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)path;
+	size_t o = 0, n;
+
+	while (*p != '\0' && o + 8 < outlen) {
+		n = log_utf8_len(p);
+		if (n == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
+			out[o++] = (char)*p++;
+		} else if (n > 1) {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x",
+			                      *p++);
+		}
+	}
+	if (*p != '\0' && o + 4 <= outlen) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}

@@ -1,0 +1,465 @@
+/*
+ * imgsyncd: keeps an S3 bucket and a DynamoDB table a live mirror of a
+ * folder. Flags, configuration, signals and the event loop; the work is in
+ * sync.c (the engine), watcher_inotify.c and summary.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "aws.h"
+#include "config.h"
+#include "creds.h"
+#include "dynamo.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "s3.h"
+#include "state.h"
+#include "summary.h"
+#include "sync.h"
+#include "watcher.h"
+
+#define DRAIN_MS 10000 /* how long SIGTERM waits for running uploads */
+#define RETRY_WARN_MS 10000
+
+struct daemon {
+	char *config_path;
+	struct config *cfg;
+	int once;
+	struct loop *loop;
+	struct http *http;
+	struct creds_provider *creds;
+	struct aws_client *s3c;
+	struct aws_client *ddbc;
+	struct s3 *s3;
+	struct dynamo *ddb;
+	struct state *state;
+	struct summary *summary;
+	struct sync *sync;
+	struct watcher *watcher;
+	int sigfd;
+	int stop;
+	uint64_t last_retry_warn;
+	char hostname[256];
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: imgsyncd [-c FILE] [-f] [-t] [--once] [-v] [-h]\n"
+	        "  -c, --config FILE  configuration (default %s)\n"
+	        "  -f, --foreground   run in the foreground (always; for "
+	        "systemd)\n"
+	        "  -t, --test         check the configuration and exit\n"
+	        "      --once         converge the mirror once, then exit\n"
+	        "  -v, --version      print the version\n"
+	        "  -h, --help         this text\n"
+	        "Signals: SIGTERM/SIGINT stop after running uploads finish, "
+	        "SIGHUP reloads.\n",
+	        CONFIG_DEFAULT_PATH);
+}
+
+/* Transient errors retry forever; say so now and then, not per request. */
+static void
+on_retry(const struct err *e, enum retry_class c, uint64_t delay_ms, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t now = loop_now_ms();
+
+	if (now - d->last_retry_warn >= RETRY_WARN_MS ||
+	    d->last_retry_warn == 0) {
+		d->last_retry_warn = now;
+		log_warnx("%s (%s); retrying in %" PRIu64 " ms", e->message,
+		          retry_class_name(c), delay_ms);
+	} else {
+		log_debug("%s (%s); retrying in %" PRIu64 " ms", e->message,
+		          retry_class_name(c), delay_ms);
+	}
+}
+
+static struct aws_client *
+client_new(struct daemon *d, const char *service, const char *region,
+           const char *endpoint, struct err *e)
+{
+	struct aws_client_opts o;
+	char reg[64], ep[512];
+
+	memset(&o, 0, sizeof(o));
+	creds_region_profile(region, d->cfg->credentials.profile, reg,
+	                     sizeof(reg));
+	creds_endpoint(service, endpoint, ep, sizeof(ep));
+	o.service = service;
+	o.region = reg;
+	o.endpoint = ep;
+	o.mode = strcmp(service, "s3") == 0 ? SIGV4_S3 : SIGV4_GENERIC;
+	o.parse_error =
+	    strcmp(service, "s3") == 0 ? s3_parse_error : dynamo_parse_error;
+	o.max_attempts = 0;
+	o.retry.max_ms = (uint64_t)d->cfg->sync.max_retry_delay_ms;
+	o.on_retry = on_retry;
+	o.on_retry_arg = d;
+	return aws_client_new(d->loop, d->http, d->creds, &o, e);
+}
+
+static int
+state_dir(const char *path, struct err *e)
+{
+	char *dir = strdup(path), *p;
+
+	if (dir == NULL) {
+		err_sys(e, "strdup");
+		return -1;
+	}
+	for (p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			err_sys(e, "cannot create %s", dir);
+			free(dir);
+			return -1;
+		}
+		*p = '/';
+	}
+	free(dir);
+	return 0;
+}
+
+/* A state database belongs to one watch root: pointed at another root it
+ * would delete everything the first one synced. */
+static int
+check_root(struct daemon *d, struct err *e)
+{
+	const char *root = d->cfg->watch.root;
+	char *have = NULL;
+	int rc;
+
+	rc = state_meta_get(d->state, "watch_root", &have, NULL, e);
+	if (rc == -1)
+		return -1;
+	if (rc == 0)
+		return state_meta_put(d->state, "watch_root", root,
+		                      strlen(root), e);
+	if (strcmp(have, root) != 0) {
+		err_set(
+		    e, ERR_CONFIG,
+		    "the state database %s belongs to the watch root %s, not "
+		    "%s: use another state.path (or remove it to start over)",
+		    d->cfg->state.path, have, root);
+		free(have);
+		return -1;
+	}
+	free(have);
+	return 0;
+}
+
+static int
+daemon_setup(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	struct creds_opts co;
+	struct http_opts ho;
+	struct s3_opts so;
+	struct sync_deps deps;
+	struct buf key;
+
+	if (gethostname(d->hostname, sizeof(d->hostname) - 1) == -1)
+		strcpy(d->hostname, "localhost");
+	d->loop = loop_new(e);
+	if (d->loop == NULL)
+		return -1;
+	memset(&ho, 0, sizeof(ho));
+	ho.max_host_connections = c->sync.concurrency + 4;
+	d->http = http_new(d->loop, &ho, e);
+	if (d->http == NULL)
+		return -1;
+	memset(&co, 0, sizeof(co));
+	co.access_key_id = c->credentials.access_key_id;
+	co.secret_access_key = c->credentials.secret_access_key;
+	co.session_token = c->credentials.session_token;
+	co.profile = c->credentials.profile;
+	co.loop = d->loop;
+	d->creds = creds_provider_new(&co, d->http, e);
+	if (d->creds == NULL)
+		return -1;
+	d->s3c = client_new(d, "s3", c->s3.region, c->s3.endpoint, e);
+	if (d->s3c == NULL)
+		return -1;
+	d->ddbc = client_new(d, "dynamodb",
+	                     c->dynamodb.region[0] ? c->dynamodb.region
+	                                           : c->s3.region,
+	                     c->dynamodb.endpoint, e);
+	if (d->ddbc == NULL)
+		return -1;
+	memset(&so, 0, sizeof(so));
+	so.bucket = c->s3.bucket;
+	so.path_style = c->s3.path_style;
+	so.multipart_threshold = (uint64_t)c->s3.multipart_threshold_mb << 20;
+	so.part_size = (uint64_t)c->s3.part_size_mb << 20;
+	d->s3 = s3_new(d->s3c, &so, e);
+	d->ddb = d->s3 != NULL ? dynamo_new(d->loop, d->ddbc, e) : NULL;
+	if (d->ddb == NULL)
+		return -1;
+	if (state_dir(c->state.path, e) == -1)
+		return -1;
+	d->state = state_open(c->state.path, e);
+	if (d->state == NULL || check_root(d, e) == -1)
+		return -1;
+	if (c->summary.enabled) {
+		buf_init(&key, 0);
+		buf_printf(&key, "%s%s", c->s3.prefix, c->summary.key);
+		if (buf_cstr(&key) != NULL)
+			d->summary =
+			    summary_new(d->loop, d->s3, d->state, key.data,
+			                (unsigned)c->summary.interval_ms, e);
+		buf_cleanup(&key);
+		if (d->summary == NULL)
+			return -1;
+	}
+	memset(&deps, 0, sizeof(deps));
+	deps.loop = d->loop;
+	deps.s3 = d->s3;
+	deps.ddb = d->ddb;
+	deps.state = d->state;
+	deps.summary = d->summary;
+	deps.hostname = d->hostname;
+	d->sync = sync_new(c, &deps, e);
+	if (d->sync == NULL)
+		return -1;
+	d->watcher =
+	    watcher_new(d->loop, c->watch.root, sync_on_event, d->sync, e);
+	if (d->watcher == NULL)
+		return -1;
+	sync_set_watcher(d->sync, d->watcher);
+	return 0;
+}
+
+static void
+daemon_teardown(struct daemon *d)
+{
+	/* The clients first: their cancellations end every running
+	 * operation, whose callbacks still find the engine. */
+	aws_client_free(d->s3c);
+	aws_client_free(d->ddbc);
+	summary_free(d->summary);
+	watcher_free(d->watcher);
+	sync_free(d->sync);
+	state_close(d->state);
+	s3_free(d->s3);
+	dynamo_free(d->ddb);
+	creds_provider_free(d->creds);
+	http_free(d->http);
+	if (d->sigfd != -1)
+		close(d->sigfd);
+	loop_free(d->loop);
+	config_free(d->cfg);
+}
+
+static void
+daemon_reload(struct daemon *d)
+{
+	struct config *nc;
+	struct err e;
+
+	err_clear(&e);
+	nc = config_load_file(d->config_path, &e);
+	if (nc == NULL) {
+		log_error("reload failed, keeping the running configuration: "
+		          "%s",
+		          e.message);
+		return;
+	}
+	log_set_level(nc->log.level);
+	sync_reconfigure(d->sync, nc);
+	if (d->summary != NULL)
+		summary_set_interval(d->summary,
+		                     (unsigned)nc->summary.interval_ms);
+	config_free(d->cfg);
+	d->cfg = nc;
+	log_info("configuration reloaded from %s", d->config_path);
+}
+
+static void
+on_signal(int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			daemon_reload(d);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (!d->stop)
+				log_info("stopping: finishing running uploads "
+				         "(at most %d s)",
+				         DRAIN_MS / 1000);
+			d->stop = 1;
+			sync_stop(d->sync);
+			break;
+		}
+	}
+}
+
+static int
+signals_setup(struct daemon *d, struct err *e)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1) {
+		err_sys(e, "sigprocmask");
+		return -1;
+	}
+	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sigfd == -1) {
+		err_sys(e, "signalfd");
+		return -1;
+	}
+	return loop_add_fd(d->loop, d->sigfd, EPOLLIN, on_signal, d, e);
+}
+
+static int
+converged(const struct daemon *d)
+{
+	return sync_idle(d->sync) &&
+	       (d->summary == NULL || summary_idle(d->summary));
+}
+
+static void
+report(const struct daemon *d)
+{
+	const struct aws_stats *a = aws_client_stats(d->s3c);
+	const struct aws_stats *b = aws_client_stats(d->ddbc);
+	struct sync_stats st;
+
+	sync_get_stats(d->sync, &st);
+	log_info("uploaded %" PRIu64 ", renamed %" PRIu64 ", deleted %" PRIu64
+	         ", unchanged %" PRIu64 ", failed %" PRIu64 "; requests: s3 "
+	         "%" PRIu64 ", dynamodb %" PRIu64 ", retries %" PRIu64,
+	         st.uploaded, st.renamed, st.deleted, st.unchanged, st.failed,
+	         a->requests, b->requests, a->retries + b->retries);
+}
+
+static int
+daemon_run(struct daemon *d, struct err *e)
+{
+	uint64_t deadline = 0;
+	struct sync_stats st;
+
+	log_info("imgsyncd %s: watching %s -> s3://%s/%s (%s), table %s (%s)",
+	         IMGSYNC_VERSION, d->cfg->watch.root, d->cfg->s3.bucket,
+	         d->cfg->s3.prefix, aws_client_endpoint(d->s3c),
+	         d->cfg->dynamodb.table, aws_client_endpoint(d->ddbc));
+	if (sync_start(d->sync, e) == -1)
+		return -1;
+	if (d->summary != NULL)
+		summary_touch(d->summary);
+	for (;;) {
+		if (loop_run_once(d->loop, 200, e) == -1)
+			return -1;
+		if (sync_root_gone(d->sync))
+			return -1;
+		if (d->once && converged(d))
+			break;
+		if (!d->stop)
+			continue;
+		if (deadline == 0)
+			deadline = loop_now_ms() + DRAIN_MS;
+		sync_get_stats(d->sync, &st);
+		if (st.running == 0 || loop_now_ms() >= deadline)
+			break;
+	}
+	report(d);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"test", no_argument, NULL, 't'},
+	    {"once", no_argument, NULL, 'o'},
+	    {"version", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct daemon d;
+	struct sync_stats st;
+	struct err e;
+	int ch, test = 0, rc;
+
+	memset(&d, 0, sizeof(d));
+	d.sigfd = -1;
+	d.config_path = CONFIG_DEFAULT_PATH;
+	while ((ch = getopt_long(argc, argv, "c:ftvh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 'f':
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'o':
+			d.once = 1;
+			break;
+		case 'v':
+			printf("imgsyncd %s\n", IMGSYNC_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	err_clear(&e);
+	d.cfg = config_load_file(d.config_path, &e);
+	if (d.cfg == NULL) {
+		fprintf(stderr, "imgsyncd: %s\n", e.message);
+		return EX_CONFIG;
+	}
+	if (test) {
+		printf("imgsyncd: the configuration file %s is valid\n",
+		       d.config_path);
+		config_free(d.cfg);
+		return 0;
+	}
+	log_init(d.cfg->log.level, isatty(STDERR_FILENO));
+	if (daemon_setup(&d, &e) == -1 || signals_setup(&d, &e) == -1 ||
+	    daemon_run(&d, &e) == -1) {
+		if (e.kind != ERR_NONE)
+			log_error("%s", e.message);
+		daemon_teardown(&d);
+		return e.kind == ERR_CONFIG ? EX_CONFIG : 1;
+	}
+	sync_get_stats(d.sync, &st);
+	rc = d.once && st.failed > 0 ? 1 : 0;
+	daemon_teardown(&d);
+	return rc;
+}

@@ -1,0 +1,1708 @@
+#include "sync.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "imagemeta.h"
+#include "log.h"
+#include "summary.h"
+
+#define SYNC_HASH_BUCKETS 4096u
+#define SYNC_HASH_CHUNK (1u << 20)     /* bytes hashed per file per turn */
+#define SYNC_HASH_TURN (4u << 20)      /* bytes hashed per loop turn */
+#define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
+#define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
+
+enum job_state {
+	JOB_NEW,      /* in no queue yet */
+	JOB_SETTLING, /* waiting for its due time */
+	JOB_READY,    /* waiting for a free slot */
+	JOB_RUNNING,
+	JOB_HELD, /* the old path of a running rename */
+};
+
+enum run_phase {
+	RUN_HASHING,
+	RUN_UPLOADING,
+	RUN_PUTTING_ITEM,
+	RUN_DELETING_ITEM,
+	RUN_DELETING_OBJECT,
+	RUN_COPYING,
+	RUN_DELETING_OLD_ITEM,
+	RUN_DELETING_OLD_OBJECT,
+};
+
+struct job;
+
+/* What one running operation needs; freed when it ends. */
+struct run {
+	enum run_phase phase;
+	int fd;
+	struct stat st;
+	char key[SYNC_MAX_KEY + 1];
+	char old_key[SYNC_MAX_KEY + 1];
+	char mtime[40];
+	char sha256[65];
+	char etag[80];
+	struct imagemeta meta;
+	struct imagemeta_hash *hash;
+	uint64_t hashed;
+	struct state_file old; /* the row before (rename: of the old path) */
+	int have_old;
+	int64_t intent;
+	struct job *next_hashing;
+};
+
+struct job {
+	struct sync *sync;
+	char *path;
+	size_t path_len;
+	uint32_t hash;
+	struct job *hnext;
+	struct job *qprev, *qnext; /* settling or ready queue */
+	enum job_state st;
+	uint64_t due;
+	int again;        /* marked dirty while running */
+	int force_delete; /* remote copies may exist that state does not know */
+	char *rename_from;
+	struct job *holder; /* JOB_HELD: the rename holding it */
+	int64_t *replay;    /* intents from before a crash this job finishes */
+	size_t nreplay;
+	struct run *run;
+};
+
+struct queue {
+	struct job *head, *tail;
+	size_t n;
+};
+
+struct sync {
+	struct loop *loop;
+	struct s3 *s3;
+	struct dynamo *ddb;
+	struct state *state;
+	struct summary *summary;
+	struct watcher *watcher;
+	int rootfd;
+	char *root;
+	char *prefix;
+	char *bucket;
+	char *table;
+	char *source;
+	char *summary_key;
+	char **include;
+	size_t ninclude;
+	char **exclude;
+	size_t nexclude;
+	unsigned settle_ms;
+	unsigned concurrency;
+	struct job *table_[SYNC_HASH_BUCKETS];
+	struct queue settling;
+	struct queue ready;
+	size_t running;
+	struct job *hashing;
+	struct loop_timer *settle_timer;
+	uint64_t settle_armed; /* due time the timer is set for; 0: unarmed */
+	struct loop_timer *work_timer;
+	struct loop_timer *rescan_timer;
+	int rescan_pending;
+	int stopping;
+	int root_gone;
+	struct sync_stats stats;
+};
+
+static void sync_pump(struct sync *s);
+static void job_finish(struct job *j, int ok);
+static void job_converge(struct job *j);
+static void job_rename(struct job *j);
+static void job_delete_remote(struct job *j);
+static void job_upload(struct job *j);
+
+/* --- small helpers ------------------------------------------------------ */
+
+static uint32_t
+sync_hash(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void
+iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
+{
+	struct tm tm;
+	size_t n;
+	long frac = ts->tv_nsec;
+	int d;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+	for (d = 9; d > digits; d--)
+		frac /= 10;
+	if (digits > 0)
+		snprintf(out + n, outlen - n, ".%0*ldZ", digits, frac);
+	else
+		snprintf(out + n, outlen - n, "Z");
+}
+
+static void
+now_iso_ms(char *out, size_t outlen)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	iso_time(&ts, 3, out, outlen);
+}
+
+static int
+utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k, len;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			len = 2;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			len = 3;
+		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+			len = 4;
+		else
+			return 0;
+		if (i + len > n)
+			return 0;
+		for (k = 1; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		/* overlong 3-byte, surrogates, beyond U+10FFFF */
+		if ((p[i] == 0xe0 && p[i + 1] < 0xa0) ||
+		    (p[i] == 0xed && p[i + 1] >= 0xa0) ||
+		    (p[i] == 0xf0 && p[i + 1] < 0x90) ||
+		    (p[i] == 0xf4 && p[i + 1] >= 0x90))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static void
+free_list(char **l, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+static char **
+copy_list(const struct config_list *l)
+{
+	char **out = calloc(l->count + 1, sizeof(*out));
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < l->count; i++)
+		if ((out[i] = strdup(l->items[i])) == NULL) {
+			free_list(out, i);
+			return NULL;
+		}
+	return out;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash != NULL ? slash + 1 : path;
+}
+
+/* Whether a path is one the mirror should hold. */
+static int
+sync_wanted(const struct sync *s, const char *path)
+{
+	const char *name = base_name(path);
+	size_t i, plen = strlen(s->prefix);
+	int in = 0;
+
+	if (s->summary_key != NULL &&
+	    strncmp(s->summary_key, s->prefix, plen) == 0 &&
+	    strcmp(s->summary_key + plen, path) == 0)
+		return 0;
+	for (i = 0; i < s->ninclude && !in; i++)
+		in = fnmatch(s->include[i], name, FNM_CASEFOLD) == 0;
+	if (!in)
+		return 0;
+	for (i = 0; i < s->nexclude; i++)
+		if (fnmatch(s->exclude[i], name, 0) == 0)
+			return 0;
+	return 1;
+}
+
+/* Opens a path under the root without following any symlink, so nothing
+ * outside the root is ever read. */
+static int
+sync_open(const struct sync *s, const char *path)
+{
+	struct open_how how;
+	int fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	how.resolve =
+	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, s->rootfd, path, &how, sizeof(how));
+	if (fd == -1 && errno == ENOSYS)
+		fd = openat(s->rootfd, path, (int)how.flags);
+	return fd;
+}
+
+/* --- the job table and queues ------------------------------------------ */
+
+static struct job *
+job_find(const struct sync *s, const char *path, size_t len)
+{
+	uint32_t h = sync_hash(path, len);
+	struct job *j;
+
+	for (j = s->table_[h % SYNC_HASH_BUCKETS]; j != NULL; j = j->hnext)
+		if (j->hash == h && j->path_len == len &&
+		    memcmp(j->path, path, len) == 0)
+			return j;
+	return NULL;
+}
+
+static void
+queue_push(struct queue *q, struct job *j)
+{
+	j->qnext = NULL;
+	j->qprev = q->tail;
+	if (q->tail != NULL)
+		q->tail->qnext = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+}
+
+static void
+queue_remove(struct queue *q, struct job *j)
+{
+	if (j->qprev != NULL)
+		j->qprev->qnext = j->qnext;
+	else
+		q->head = j->qnext;
+	if (j->qnext != NULL)
+		j->qnext->qprev = j->qprev;
+	else
+		q->tail = j->qprev;
+	j->qprev = j->qnext = NULL;
+	q->n--;
+}
+
+static struct job *
+job_new(struct sync *s, const char *path, size_t len)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	uint32_t b;
+
+	if (j == NULL || (j->path = malloc(len + 1)) == NULL) {
+		free(j);
+		log_warn("sync: out of memory");
+		return NULL;
+	}
+	memcpy(j->path, path, len);
+	j->path[len] = '\0';
+	j->path_len = len;
+	j->sync = s;
+	j->hash = sync_hash(path, len);
+	b = j->hash % SYNC_HASH_BUCKETS;
+	j->hnext = s->table_[b];
+	s->table_[b] = j;
+	return j;
+}
+
+static void
+job_free(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct job **pp = &s->table_[j->hash % SYNC_HASH_BUCKETS];
+
+	while (*pp != j)
+		pp = &(*pp)->hnext;
+	*pp = j->hnext;
+	free(j->rename_from);
+	free(j->replay);
+	free(j->path);
+	free(j);
+}
+
+static void
+sync_arm(struct sync *s, uint64_t due)
+{
+	uint64_t now = loop_now_ms();
+
+	if (s->settle_armed != 0 && s->settle_armed <= due)
+		return;
+	s->settle_armed = due;
+	loop_timer_set(s->settle_timer, due > now ? (int64_t)(due - now) : 0);
+}
+
+static void
+job_settle(struct job *j, uint64_t delay_ms)
+{
+	struct sync *s = j->sync;
+
+	if (j->st == JOB_SETTLING)
+		queue_remove(&s->settling, j);
+	else if (j->st == JOB_READY)
+		queue_remove(&s->ready, j);
+	j->st = JOB_SETTLING;
+	j->due = loop_now_ms() + delay_ms;
+	queue_push(&s->settling, j);
+	sync_arm(s, j->due);
+}
+
+/*
+ * Marks a path dirty: it is converged after delay_ms, or again after the
+ * operation running on it now.
+ */
+static struct job *
+sync_mark(struct sync *s, const char *path, uint64_t delay_ms)
+{
+	size_t len = strlen(path);
+	struct job *j = job_find(s, path, len);
+
+	if (j == NULL) {
+		j = job_new(s, path, len);
+		if (j == NULL)
+			return NULL;
+		job_settle(j, delay_ms);
+		return j;
+	}
+	if (j->st == JOB_RUNNING || j->st == JOB_HELD)
+		j->again = 1;
+	else if (j->st == JOB_SETTLING && j->rename_from == NULL)
+		job_settle(j, delay_ms);
+	return j;
+}
+
+static void
+sync_on_settle(void *arg)
+{
+	struct sync *s = arg;
+	uint64_t now = loop_now_ms(), next = 0;
+	struct job *j, *nj;
+
+	s->settle_armed = 0;
+	for (j = s->settling.head; j != NULL; j = nj) {
+		nj = j->qnext;
+		if (j->due <= now) {
+			queue_remove(&s->settling, j);
+			j->st = JOB_READY;
+			queue_push(&s->ready, j);
+		} else if (next == 0 || j->due < next) {
+			next = j->due;
+		}
+	}
+	if (next != 0)
+		sync_arm(s, next);
+	sync_pump(s);
+}
+
+/* --- finishing --------------------------------------------------------- */
+
+static void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	if (r->fd != -1)
+		close(r->fd);
+	imagemeta_hash_free(r->hash);
+	state_file_cleanup(&r->old);
+	free(r);
+}
+
+static void
+sync_intent_done(struct sync *s, int64_t id)
+{
+	struct err e;
+
+	err_clear(&e);
+	if (id > 0 && state_intent_done(s->state, id, &e) == -1)
+		log_warnx("%s", e.message);
+}
+
+/* The rename is over: its old path is free again. */
+static void
+sync_release_held(struct job *j)
+{
+	struct job *old;
+
+	if (j->rename_from == NULL)
+		return;
+	old = job_find(j->sync, j->rename_from, strlen(j->rename_from));
+	free(j->rename_from);
+	j->rename_from = NULL;
+	if (old == NULL || old->st != JOB_HELD || old->holder != j)
+		return;
+	old->holder = NULL;
+	if (old->again) {
+		old->again = 0;
+		job_settle(old, 0);
+	} else {
+		job_free(old);
+	}
+}
+
+/*
+ * Ends the running operation. ok: it finished (its intents are cleared);
+ * else it was cancelled or failed and what it left is redone later.
+ */
+static void
+job_finish(struct job *j, int ok)
+{
+	struct sync *s = j->sync;
+	size_t i;
+
+	if (j->run != NULL) {
+		if (ok)
+			sync_intent_done(s, j->run->intent);
+		run_free(j->run);
+		j->run = NULL;
+	}
+	if (ok)
+		for (i = 0; i < j->nreplay; i++)
+			sync_intent_done(s, j->replay[i]);
+	free(j->replay);
+	j->replay = NULL;
+	j->nreplay = 0;
+	j->force_delete = 0;
+	sync_release_held(j);
+	s->running--;
+	if (j->again && !s->stopping) {
+		j->again = 0;
+		job_settle(j, s->settle_ms);
+	} else {
+		job_free(j);
+	}
+	sync_pump(s);
+}
+
+/* A permanent failure: recorded with its reason, retried after a rescan. */
+static void job_fail(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+job_fail(struct job *j, const char *fmt, ...)
+{
+	struct sync *s = j->sync;
+	char reason[600], p[256];
+	va_list ap;
+	struct err e;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	log_warnx("%s: %s", log_path(j->path, p, sizeof(p)), reason);
+	err_clear(&e);
+	if (state_file_fail(s->state, j->path, j->path_len, reason, &e) == -1)
+		log_warnx("%s", e.message);
+	s->stats.failed++;
+	job_finish(j, 1);
+}
+
+/* A network step ended with e: cancelled (shutdown) or permanent. */
+static void
+job_net_error(struct job *j, const char *what, const struct err *e)
+{
+	if (e->kind == ERR_CANCEL) {
+		job_finish(j, 0);
+		return;
+	}
+	job_fail(j, "%s: %s", what, e->message);
+}
+
+/* --- starting operations ----------------------------------------------- */
+
+static int
+sync_key(const struct sync *s, const char *path, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s%s", s->prefix, path);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static void
+job_start(struct job *j)
+{
+	struct sync *s = j->sync;
+
+	j->st = JOB_RUNNING;
+	s->running++;
+	j->run = calloc(1, sizeof(*j->run));
+	if (j->run == NULL) {
+		log_warn("sync: calloc");
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
+	j->run->fd = -1;
+	if (j->rename_from != NULL)
+		job_rename(j);
+	else
+		job_converge(j);
+}
+
+static void
+sync_pump(struct sync *s)
+{
+	struct job *j;
+
+	while (!s->stopping && s->running < s->concurrency &&
+	       (j = s->ready.head) != NULL) {
+		queue_remove(&s->ready, j);
+		job_start(j);
+	}
+}
+
+static int64_t
+sync_add_intent(struct sync *s, enum state_op op, const char *path, size_t len,
+                const char *key, const struct run *r)
+{
+	struct state_intent in;
+	struct err e;
+	int64_t id;
+
+	memset(&in, 0, sizeof(in));
+	in.op = op;
+	in.path = (char *)path;
+	in.path_len = len;
+	in.key = (char *)key;
+	if (r != NULL) {
+		in.size = (uint64_t)r->st.st_size;
+		in.mtime_ns = (int64_t)r->st.st_mtim.tv_sec * 1000000000 +
+		              r->st.st_mtim.tv_nsec;
+		memcpy(in.sha256, r->sha256, sizeof(in.sha256));
+	}
+	err_clear(&e);
+	id = state_intent_add(s->state, &in, &e);
+	if (id == -1)
+		log_warnx("%s", e.message);
+	return id;
+}
+
+static int64_t
+st_mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static int
+same_file(const struct stat *st, const struct state_file *f)
+{
+	return (uint64_t)st->st_size == f->size &&
+	       st_mtime_ns(st) == f->mtime_ns &&
+	       (uint64_t)st->st_ino == f->inode;
+}
+
+/* Remote copies of a path that no longer exists locally: item, then
+ * object. */
+static void
+job_gone(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct err e;
+	int found;
+
+	err_clear(&e);
+	found =
+	    state_file_get(s->state, j->path, j->path_len, &j->run->old, &e);
+	if (found == -1) {
+		job_fail(j, "state: %s", e.message);
+		return;
+	}
+	j->run->have_old = found;
+	if (!found && !j->force_delete) {
+		job_finish(j, 1);
+		return;
+	}
+	job_delete_remote(j);
+}
+
+static void
+job_converge(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct timespec now;
+	struct err e;
+	int found;
+
+	if (!sync_wanted(s, j->path)) {
+		job_gone(j);
+		return;
+	}
+	if (sync_key(s, j->path, r->key, sizeof(r->key)) == -1) {
+		job_fail(j, "the S3 key would be longer than %u bytes",
+		         SYNC_MAX_KEY);
+		return;
+	}
+	if (!utf8_valid(r->key, strlen(r->key))) {
+		job_fail(j, "the file name is not valid UTF-8, which S3 keys "
+		            "and DynamoDB strings must be");
+		return;
+	}
+	r->fd = sync_open(s, j->path);
+	if (r->fd == -1) {
+		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP ||
+		    errno == EXDEV || errno == ENXIO) {
+			job_gone(j);
+			return;
+		}
+		job_fail(j, "cannot open: %s", strerror(errno));
+		return;
+	}
+	if (fstat(r->fd, &r->st) == -1) {
+		job_fail(j, "fstat: %s", strerror(errno));
+		return;
+	}
+	if (!S_ISREG(r->st.st_mode)) {
+		job_gone(j);
+		return;
+	}
+	err_clear(&e);
+	found = state_file_get(s->state, j->path, j->path_len, &r->old, &e);
+	if (found == -1) {
+		job_fail(j, "state: %s", e.message);
+		return;
+	}
+	r->have_old = found;
+	if (found && !r->old.failed && same_file(&r->st, &r->old)) {
+		s->stats.unchanged++;
+		job_finish(j, 1);
+		return;
+	}
+	/* Still being written (a rescan found it before its close event):
+	 * wait for it to settle. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+	        st_mtime_ns(&r->st) / 1000000 <
+	    (int64_t)s->settle_ms) {
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
+	r->hash = imagemeta_hash_new();
+	if (r->hash == NULL) {
+		job_fail(j, "SHA-256: out of memory");
+		return;
+	}
+	r->phase = RUN_HASHING;
+	r->next_hashing = s->hashing;
+	s->hashing = j;
+	loop_timer_set(s->work_timer, 0);
+}
+
+/* Hashes a bounded amount per loop turn so a large file never stalls the
+ * loop; files whose hash is complete go on to upload. */
+static void
+sync_on_work(void *arg)
+{
+	struct sync *s = arg;
+	struct job *j, **pp, *done = NULL;
+	unsigned char *chunk;
+	size_t budget = SYNC_HASH_TURN;
+	ssize_t got;
+
+	chunk = malloc(SYNC_HASH_CHUNK);
+	if (chunk == NULL) {
+		loop_timer_set(s->work_timer, 100);
+		return;
+	}
+	pp = &s->hashing;
+	while ((j = *pp) != NULL && budget > 0) {
+		struct run *r = j->run;
+		size_t want = SYNC_HASH_CHUNK;
+
+		if ((uint64_t)want > (uint64_t)r->st.st_size - r->hashed)
+			want = (size_t)((uint64_t)r->st.st_size - r->hashed);
+		got =
+		    want > 0 ? pread(r->fd, chunk, want, (off_t)r->hashed) : 0;
+		if (got > 0) {
+			imagemeta_hash_update(r->hash, chunk, (size_t)got);
+			r->hashed += (uint64_t)got;
+			budget -= (size_t)got < budget ? (size_t)got : budget;
+		}
+		if (got < 0 || (got == 0 && want > 0) ||
+		    r->hashed >= (uint64_t)r->st.st_size) {
+			*pp = r->next_hashing;
+			r->next_hashing = done;
+			done = j;
+			if (got < 0 || (got == 0 && want > 0))
+				r->hashed = UINT64_MAX; /* marks the failure */
+			continue;
+		}
+		pp = &r->next_hashing;
+	}
+	free(chunk);
+	if (s->hashing != NULL)
+		loop_timer_set(s->work_timer, 0);
+	while ((j = done) != NULL) {
+		done = j->run->next_hashing;
+		if (j->run->hashed == UINT64_MAX) {
+			/* shrank or unreadable while hashing: look again */
+			j->again = 1;
+			job_finish(j, 0);
+			continue;
+		}
+		imagemeta_hash_final(j->run->hash, j->run->sha256);
+		job_upload(j);
+	}
+}
+
+/* --- upload: object, then item ----------------------------------------- */
+
+static json_t *
+sync_item(const struct sync *s, const char *key, uint64_t size,
+          const char *type, unsigned width, unsigned height, const char *sha256,
+          const char *etag, const char *mtime)
+{
+	char ts[40];
+	json_t *item;
+
+	now_iso_ms(ts, sizeof(ts));
+	item = json_pack(
+	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "FileName",
+	    dynamo_s(key), "Bucket", dynamo_s(s->bucket), "Source",
+	    dynamo_s(s->source), "Timestamp", dynamo_s(ts), "Size",
+	    dynamo_n((long long)size), "Type", dynamo_s(type), "SHA256",
+	    dynamo_s(sha256), "ETag", dynamo_s(etag), "MTime", dynamo_s(mtime));
+	if (item != NULL && width > 0 && height > 0) {
+		json_object_set_new(item, "Width", dynamo_n(width));
+		json_object_set_new(item, "Height", dynamo_n(height));
+	}
+	return item;
+}
+
+static void job_on_item(json_t *resp, const struct err *e, void *arg);
+
+/* PutItem, unless an item with newer metadata is there already. */
+static void
+job_put_item(struct job *j, json_t *item, const char *mtime)
+{
+	struct sync *s = j->sync;
+	json_t *names, *values;
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	names = json_pack("{s:s}", "#m", "MTime");
+	values = json_pack("{s:o}", ":m", dynamo_s(mtime));
+	j->run->phase = RUN_PUTTING_ITEM;
+	rc = item == NULL || names == NULL || values == NULL
+	         ? (err_set(&e, ERR_INVALID, "cannot build the item"), -1)
+	         : dynamo_put_item(s->ddb, s->table, item,
+	                           "attribute_not_exists(FileName) OR #m <= :m",
+	                           names, values, job_on_item, j, &e);
+	json_decref(item);
+	json_decref(names);
+	json_decref(values);
+	if (rc == -1)
+		job_fail(j, "PutItem: %s", e.message);
+}
+
+static void
+job_record(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct state_file f;
+	struct err e;
+
+	memset(&f, 0, sizeof(f));
+	f.path = j->path;
+	f.path_len = j->path_len;
+	f.key = r->key;
+	f.size = (uint64_t)r->st.st_size;
+	f.mtime_ns = st_mtime_ns(&r->st);
+	f.ctime_ns =
+	    (int64_t)r->st.st_ctim.tv_sec * 1000000000 + r->st.st_ctim.tv_nsec;
+	f.inode = (uint64_t)r->st.st_ino;
+	memcpy(f.sha256, r->sha256, sizeof(f.sha256));
+	snprintf(f.etag, sizeof(f.etag), "%s", r->etag);
+	snprintf(f.type, sizeof(f.type), "%s", r->meta.type);
+	f.width = r->meta.width;
+	f.height = r->meta.height;
+	err_clear(&e);
+	if (state_file_put(s->state, &f, &e) == -1)
+		log_warnx("%s", e.message);
+	if (s->summary != NULL)
+		summary_touch(s->summary);
+}
+
+static void
+job_on_item(json_t *resp, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct sync *s = j->sync;
+	char p[256];
+
+	(void)resp;
+	if (e != NULL && strcmp(e->code, "ConditionalCheckFailedException")) {
+		job_net_error(j, "PutItem", e);
+		return;
+	}
+	if (e != NULL)
+		log_info("%s: the table holds newer metadata; kept",
+		         log_path(j->path, p, sizeof(p)));
+	job_record(j);
+	if (j->run->phase == RUN_PUTTING_ITEM && j->rename_from == NULL) {
+		s->stats.uploaded++;
+		s->stats.bytes += (uint64_t)j->run->st.st_size;
+		log_debug("uploaded %s (%" PRIu64 " bytes, %s)",
+		          log_path(j->path, p, sizeof(p)),
+		          (uint64_t)j->run->st.st_size, j->run->meta.type);
+	}
+	job_finish(j, 1);
+}
+
+/* Whether the file changed since it was opened for this upload. */
+static int
+run_changed(const struct run *r)
+{
+	struct stat now;
+
+	if (fstat(r->fd, &now) == -1 || now.st_nlink == 0)
+		return 1;
+	return now.st_size != r->st.st_size ||
+	       st_mtime_ns(&now) != st_mtime_ns(&r->st);
+}
+
+static void
+job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct run *r = j->run;
+
+	if (e != NULL && e->kind != ERR_CANCEL && run_changed(r)) {
+		/* The file changed under the upload: start again. */
+		j->again = 1;
+		job_finish(j, 1);
+		return;
+	}
+	if (e != NULL) {
+		job_net_error(j, "PutObject", e);
+		return;
+	}
+	if (run_changed(r)) {
+		j->again = 1;
+		job_finish(j, 1);
+		return;
+	}
+	snprintf(r->etag, sizeof(r->etag), "%s", res->etag);
+	job_put_item(j,
+	             sync_item(j->sync, r->key, (uint64_t)r->st.st_size,
+	                       r->meta.type, r->meta.width, r->meta.height,
+	                       r->sha256, r->etag, r->mtime),
+	             r->mtime);
+}
+
+static void
+job_upload(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct s3_meta meta[1];
+	struct s3_body body;
+	struct err e;
+
+	err_clear(&e);
+	if (imagemeta_probe_fd(r->fd, (uint64_t)r->st.st_size, &r->meta, &e) ==
+	    -1) {
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
+	iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
+	/* Same content, new mtime (touch): only the item changes. */
+	if (r->have_old && !r->old.failed && r->old.etag[0] != '\0' &&
+	    strcmp(r->old.sha256, r->sha256) == 0 &&
+	    r->old.size == (uint64_t)r->st.st_size) {
+		r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path,
+		                            j->path_len, r->key, r);
+		snprintf(r->etag, sizeof(r->etag), "%s", r->old.etag);
+		job_put_item(j,
+		             sync_item(s, r->key, (uint64_t)r->st.st_size,
+		                       r->meta.type, r->meta.width,
+		                       r->meta.height, r->sha256, r->etag,
+		                       r->mtime),
+		             r->mtime);
+		return;
+	}
+	r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path, j->path_len,
+	                            r->key, r);
+	if (r->intent == -1) {
+		job_fail(j, "cannot record the intent in the state database");
+		return;
+	}
+	meta[0].name = "sha256";
+	meta[0].value = r->sha256;
+	body.data = NULL;
+	body.fd = r->fd;
+	body.len = (uint64_t)r->st.st_size;
+	body.sha256 = r->sha256;
+	r->phase = RUN_UPLOADING;
+	if (s3_upload(s->s3, r->key, &body, r->meta.type, meta, 1,
+	              job_on_upload, j, &e) == -1)
+		job_fail(j, "PutObject: %s", e.message);
+}
+
+/* --- delete: item, then object ----------------------------------------- */
+
+static void
+job_on_delete_object(const struct s3_result *res, const struct err *e,
+                     void *arg)
+{
+	struct job *j = arg;
+	struct sync *s = j->sync;
+	struct err se;
+	char p[256];
+
+	(void)res;
+	if (e != NULL) {
+		job_net_error(j, "DeleteObject", e);
+		return;
+	}
+	err_clear(&se);
+	if (state_file_delete(s->state, j->path, j->path_len, &se) == -1)
+		log_warnx("%s", se.message);
+	s->stats.deleted++;
+	log_debug("deleted %s", log_path(j->path, p, sizeof(p)));
+	if (s->summary != NULL)
+		summary_touch(s->summary);
+	job_finish(j, 1);
+}
+
+static void
+job_on_delete_item(json_t *resp, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct err se;
+
+	(void)resp;
+	if (e != NULL) {
+		job_net_error(j, "DeleteItem", e);
+		return;
+	}
+	err_clear(&se);
+	j->run->phase = RUN_DELETING_OBJECT;
+	if (s3_delete_object(j->sync->s3, j->run->key, job_on_delete_object, j,
+	                     &se) == -1)
+		job_fail(j, "DeleteObject: %s", se.message);
+}
+
+static void
+job_delete_remote(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	json_t *key;
+	struct err e;
+	int rc;
+
+	if (r->have_old && r->old.key != NULL && r->old.key[0] != '\0')
+		snprintf(r->key, sizeof(r->key), "%s", r->old.key);
+	else if (sync_key(s, j->path, r->key, sizeof(r->key)) == -1 ||
+	         !utf8_valid(r->key, strlen(r->key))) {
+		/* Such a name was never uploaded: only the row goes. */
+		err_clear(&e);
+		(void)state_file_delete(s->state, j->path, j->path_len, &e);
+		job_finish(j, 1);
+		return;
+	}
+	r->intent = sync_add_intent(s, STATE_OP_DELETE, j->path, j->path_len,
+	                            r->key, NULL);
+	if (r->intent == -1) {
+		job_fail(j, "cannot record the intent in the state database");
+		return;
+	}
+	err_clear(&e);
+	key = json_pack("{s:o}", "FileName", dynamo_s(r->key));
+	r->phase = RUN_DELETING_ITEM;
+	rc = dynamo_delete_item(s->ddb, s->table, key, NULL, NULL, NULL,
+	                        job_on_delete_item, j, &e);
+	json_decref(key);
+	if (rc == -1)
+		job_fail(j, "DeleteItem: %s", e.message);
+}
+
+/* --- rename: copy, new item, old item, old object ---------------------- */
+
+/* The rename cannot be done as a copy: the old path is converged (its
+ * remote copies deleted) and the new one uploaded. */
+static void
+job_rename_fallback(struct job *j)
+{
+	struct job *old;
+
+	old = job_find(j->sync, j->rename_from, strlen(j->rename_from));
+	if (old != NULL && old->st == JOB_HELD && old->holder == j)
+		old->again = 1;
+	sync_release_held(j);
+	run_free(j->run);
+	j->run = calloc(1, sizeof(*j->run));
+	if (j->run == NULL) {
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
+	j->run->fd = -1;
+	job_converge(j);
+}
+
+static void
+job_on_delete_old_object(const struct s3_result *res, const struct err *e,
+                         void *arg)
+{
+	struct job *j = arg;
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct err se;
+	char p1[256], p2[256];
+
+	(void)res;
+	if (e != NULL) {
+		job_net_error(j, "DeleteObject (rename)", e);
+		return;
+	}
+	/* The row moves with the new key and ETag. */
+	r->old.path = j->path;
+	r->old.path_len = j->path_len;
+	free(r->old.key);
+	r->old.key = strdup(r->key);
+	snprintf(r->old.etag, sizeof(r->old.etag), "%s", r->etag);
+	err_clear(&se);
+	if (r->old.key == NULL ||
+	    state_file_put(s->state, &r->old, &se) == -1 ||
+	    state_file_delete(s->state, j->rename_from, strlen(j->rename_from),
+	                      &se) == -1)
+		log_warnx("state: %s", se.message);
+	r->old.path = NULL; /* borrowed from the job */
+	s->stats.renamed++;
+	log_debug("renamed %s -> %s", log_path(j->rename_from, p1, sizeof(p1)),
+	          log_path(j->path, p2, sizeof(p2)));
+	if (s->summary != NULL)
+		summary_touch(s->summary);
+	job_finish(j, 1);
+}
+
+static void
+job_on_delete_old_item(json_t *resp, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct err se;
+
+	(void)resp;
+	if (e != NULL) {
+		job_net_error(j, "DeleteItem (rename)", e);
+		return;
+	}
+	err_clear(&se);
+	j->run->phase = RUN_DELETING_OLD_OBJECT;
+	if (s3_delete_object(j->sync->s3, j->run->old_key,
+	                     job_on_delete_old_object, j, &se) == -1)
+		job_fail(j, "DeleteObject: %s", se.message);
+}
+
+static void
+job_on_new_item(json_t *resp, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct sync *s = j->sync;
+	json_t *key;
+	struct err se;
+	int rc;
+
+	(void)resp;
+	if (e != NULL && strcmp(e->code, "ConditionalCheckFailedException")) {
+		job_net_error(j, "PutItem (rename)", e);
+		return;
+	}
+	err_clear(&se);
+	key = json_pack("{s:o}", "FileName", dynamo_s(j->run->old_key));
+	j->run->phase = RUN_DELETING_OLD_ITEM;
+	rc = dynamo_delete_item(s->ddb, s->table, key, NULL, NULL, NULL,
+	                        job_on_delete_old_item, j, &se);
+	json_decref(key);
+	if (rc == -1)
+		job_fail(j, "DeleteItem: %s", se.message);
+}
+
+static void
+job_on_copy(const struct s3_result *res, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	json_t *names, *values, *item;
+	struct err se;
+	int rc;
+
+	if (e != NULL && e->kind != ERR_CANCEL &&
+	    (e->http_status == 404 || strcmp(e->code, "NoSuchKey") == 0)) {
+		/* The old object is gone: upload the new path instead. */
+		job_rename_fallback(j);
+		return;
+	}
+	if (e != NULL) {
+		job_net_error(j, "CopyObject", e);
+		return;
+	}
+	snprintf(r->etag, sizeof(r->etag), "%s", res->etag);
+	err_clear(&se);
+	item = sync_item(s, r->key, r->old.size, r->old.type, r->old.width,
+	                 r->old.height, r->old.sha256, r->etag, r->mtime);
+	names = json_pack("{s:s}", "#m", "MTime");
+	values = json_pack("{s:o}", ":m", dynamo_s(r->mtime));
+	r->phase = RUN_PUTTING_ITEM;
+	rc = item == NULL || names == NULL || values == NULL
+	         ? (err_set(&se, ERR_INVALID, "cannot build the item"), -1)
+	         : dynamo_put_item(s->ddb, s->table, item,
+	                           "attribute_not_exists(FileName) OR #m <= :m",
+	                           names, values, job_on_new_item, j, &se);
+	json_decref(item);
+	json_decref(names);
+	json_decref(values);
+	if (rc == -1)
+		job_fail(j, "PutItem: %s", se.message);
+}
+
+static void
+job_rename(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct state_intent in;
+	struct err e;
+	int found;
+
+	err_clear(&e);
+	found = state_file_get(s->state, j->rename_from, strlen(j->rename_from),
+	                       &r->old, &e);
+	if (found != 1 || r->old.failed || r->old.key == NULL ||
+	    r->old.key[0] == '\0' || !sync_wanted(s, j->path) ||
+	    sync_key(s, j->path, r->key, sizeof(r->key)) == -1 ||
+	    !utf8_valid(r->key, strlen(r->key))) {
+		job_rename_fallback(j);
+		return;
+	}
+	r->fd = sync_open(s, j->path);
+	if (r->fd == -1 || fstat(r->fd, &r->st) == -1 ||
+	    !S_ISREG(r->st.st_mode) || !same_file(&r->st, &r->old)) {
+		job_rename_fallback(j);
+		return;
+	}
+	snprintf(r->old_key, sizeof(r->old_key), "%s", r->old.key);
+	iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
+	memset(&in, 0, sizeof(in));
+	in.op = STATE_OP_RENAME;
+	in.path = j->path;
+	in.path_len = j->path_len;
+	in.key = r->key;
+	in.old_path = j->rename_from;
+	in.old_len = strlen(j->rename_from);
+	in.old_key = r->old_key;
+	in.size = r->old.size;
+	in.mtime_ns = r->old.mtime_ns;
+	memcpy(in.sha256, r->old.sha256, sizeof(in.sha256));
+	r->intent = state_intent_add(s->state, &in, &e);
+	if (r->intent == -1) {
+		job_fail(j, "cannot record the intent: %s", e.message);
+		return;
+	}
+	r->phase = RUN_COPYING;
+	if (s3_copy_object(s->s3, r->old_key, r->key, job_on_copy, j, &e) == -1)
+		job_fail(j, "CopyObject: %s", e.message);
+}
+
+/* --- events ------------------------------------------------------------ */
+
+struct sync_walk {
+	struct sync *s;
+	const char *from;
+	const char *to;
+	int depth;
+};
+
+/* Marks every wanted regular file under dir (relative path; "" = root). */
+static void
+sync_walk_dir(struct sync *s, int dirfd, const char *rel, int depth)
+{
+	struct dirent *d;
+	struct buf path;
+	struct stat st;
+	DIR *dir;
+	int fd;
+
+	if (depth > 256)
+		return;
+	dir = fdopendir(dirfd);
+	if (dir == NULL) {
+		close(dirfd);
+		return;
+	}
+	buf_init(&path, 0);
+	while ((d = readdir(dir)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		buf_reset(&path);
+		if (*rel != '\0')
+			buf_printf(&path, "%s/", rel);
+		buf_puts(&path, d->d_name);
+		if (buf_cstr(&path) == NULL)
+			break;
+		if (S_ISDIR(st.st_mode)) {
+			fd = openat(dirfd, d->d_name,
+			            O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			                O_CLOEXEC);
+			if (fd != -1)
+				sync_walk_dir(s, fd, path.data, depth + 1);
+		} else if (S_ISREG(st.st_mode) && sync_wanted(s, path.data)) {
+			sync_mark(s, path.data, s->settle_ms);
+		}
+	}
+	buf_cleanup(&path);
+	closedir(dir);
+}
+
+static int
+sync_mark_row(const struct state_file *f, void *arg)
+{
+	struct sync *s = arg;
+
+	sync_mark(s, f->path, 0);
+	return 0;
+}
+
+/* A file renamed within the root: copied remotely when it was synced and
+ * nothing else is going on with either path; else both are converged. */
+static void
+sync_rename_file(struct sync *s, const char *from, const char *to)
+{
+	struct job *old, *j;
+
+	if (job_find(s, from, strlen(from)) != NULL ||
+	    job_find(s, to, strlen(to)) != NULL || s->stopping) {
+		sync_mark(s, from, 0);
+		sync_mark(s, to, s->settle_ms);
+		return;
+	}
+	old = job_new(s, from, strlen(from));
+	j = job_new(s, to, strlen(to));
+	if (old == NULL || j == NULL ||
+	    (j->rename_from = strdup(from)) == NULL) {
+		if (old != NULL)
+			job_free(old);
+		if (j != NULL)
+			job_free(j);
+		sync_mark(s, from, 0);
+		sync_mark(s, to, s->settle_ms);
+		return;
+	}
+	old->st = JOB_HELD;
+	old->holder = j;
+	j->st = JOB_READY;
+	queue_push(&s->ready, j);
+	sync_pump(s);
+}
+
+static int
+sync_rename_row(const struct state_file *f, void *arg)
+{
+	struct sync_walk *w = arg;
+	size_t flen = strlen(w->from);
+	struct buf to;
+
+	buf_init(&to, 0);
+	buf_printf(&to, "%s%s", w->to, f->path + flen);
+	if (buf_cstr(&to) != NULL)
+		sync_rename_file(w->s, f->path, to.data);
+	buf_cleanup(&to);
+	return 0;
+}
+
+static void
+sync_rename_dir(struct sync *s, const char *from, const char *to)
+{
+	struct sync_walk w = {s, from, to, 0};
+	struct err e;
+	int fd;
+
+	err_clear(&e);
+	if (state_files_under(s->state, from, strlen(from), sync_rename_row, &w,
+	                      &e) == -1)
+		log_warnx("%s", e.message);
+	/* Files not synced yet, or changed, under the new name. */
+	fd = openat(s->rootfd, to,
+	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1)
+		sync_walk_dir(s, fd, to, 0);
+}
+
+void
+sync_on_event(const struct watcher_event *ev, void *arg)
+{
+	struct sync *s = arg;
+	struct job *j;
+	struct err e;
+	char p[256];
+
+	switch (ev->kind) {
+	case WATCHER_FILE:
+		if (sync_wanted(s, ev->path))
+			sync_mark(s, ev->path,
+			          s->rescan_pending ? 0 : s->settle_ms);
+		break;
+	case WATCHER_MODIFIED:
+		j = job_find(s, ev->path, strlen(ev->path));
+		if (j != NULL && j->st == JOB_SETTLING &&
+		    j->rename_from == NULL)
+			job_settle(j, s->settle_ms);
+		else if (j != NULL && j->st == JOB_RUNNING)
+			j->again = 1;
+		break;
+	case WATCHER_GONE:
+		sync_mark(s, ev->path, 0);
+		if (ev->is_dir) {
+			err_clear(&e);
+			if (state_files_under(s->state, ev->path,
+			                      strlen(ev->path), sync_mark_row,
+			                      s, &e) == -1)
+				log_warnx("%s", e.message);
+		}
+		break;
+	case WATCHER_RENAME:
+		if (ev->is_dir)
+			sync_rename_dir(s, ev->old_path, ev->path);
+		else if (sync_wanted(s, ev->path))
+			sync_rename_file(s, ev->old_path, ev->path);
+		else
+			sync_mark(s, ev->old_path, 0);
+		break;
+	case WATCHER_RESCAN:
+		log_warnx("rescanning: %s", ev->reason ? ev->reason : "");
+		sync_rescan(s, NULL);
+		break;
+	case WATCHER_ROOT_GONE:
+		log_error("the watch root %s was removed or moved; stopping",
+		          log_path(s->root, p, sizeof(p)));
+		s->root_gone = 1;
+		loop_stop(s->loop);
+		break;
+	}
+}
+
+/* --- start-up, rescans ------------------------------------------------- */
+
+static int
+sync_check_row(const struct state_file *f, void *arg)
+{
+	struct sync *s = arg;
+	struct stat st;
+
+	/* Excluded since it was synced (a reload changed the patterns): it
+	 * leaves the mirror like a deleted file. */
+	if (f->failed || !sync_wanted(s, f->path) ||
+	    fstatat(s->rootfd, f->path, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		sync_mark(s, f->path, 0);
+	return 0;
+}
+
+static void
+sync_do_rescan(struct sync *s)
+{
+	const char *degraded;
+	struct err e;
+
+	err_clear(&e);
+	s->stats.rescans++;
+	if (s->watcher != NULL && watcher_scan(s->watcher, &e) == -1)
+		log_warnx("rescan: %s", e.message);
+	/* Vanished files, and failed ones (retried after a rescan). */
+	err_clear(&e);
+	if (state_files_each(s->state, sync_check_row, s, &e) == -1)
+		log_warnx("%s", e.message);
+	s->rescan_pending = 0;
+	degraded = s->watcher != NULL ? watcher_degraded(s->watcher) : NULL;
+	if (degraded != NULL) {
+		log_warnx("%s; rescanning every %u s until then", degraded,
+		          SYNC_DEGRADED_RESCAN_MS / 1000);
+		loop_timer_set(s->rescan_timer, SYNC_DEGRADED_RESCAN_MS);
+	}
+	sync_pump(s);
+}
+
+static void
+sync_on_rescan(void *arg)
+{
+	struct sync *s = arg;
+
+	s->rescan_pending = 1;
+	sync_do_rescan(s);
+}
+
+void
+sync_rescan(struct sync *s, const char *why)
+{
+	if (why != NULL)
+		log_info("rescanning: %s", why);
+	s->rescan_pending = 1;
+	loop_timer_set(s->rescan_timer, 0);
+}
+
+static int
+sync_replay(const struct state_intent *in, void *arg)
+{
+	struct sync *s = arg;
+	const char *paths[2];
+	struct job *j;
+	int64_t *r;
+	size_t i;
+	char p[256];
+
+	log_info("finishing an interrupted %s of %s", state_op_name(in->op),
+	         log_path(in->path, p, sizeof(p)));
+	paths[0] = in->path;
+	paths[1] = in->old_path;
+	for (i = 0; i < 2 && paths[i] != NULL; i++) {
+		j = sync_mark(s, paths[i], 0);
+		if (j == NULL)
+			continue;
+		j->force_delete = 1;
+		if (i > 0)
+			continue;
+		r = realloc(j->replay, (j->nreplay + 1) * sizeof(*r));
+		if (r == NULL)
+			continue;
+		j->replay = r;
+		j->replay[j->nreplay++] = in->id;
+	}
+	return 0;
+}
+
+int
+sync_start(struct sync *s, struct err *e)
+{
+	if (state_intents_each(s->state, sync_replay, s, e) == -1)
+		return -1;
+	s->rescan_pending = 1;
+	sync_do_rescan(s);
+	return 0;
+}
+
+/* --- life cycle -------------------------------------------------------- */
+
+static int
+sync_apply(struct sync *s, const struct config *cfg)
+{
+	char **inc, **exc;
+
+	inc = copy_list(&cfg->watch.include);
+	exc = copy_list(&cfg->watch.exclude);
+	if (inc == NULL || exc == NULL) {
+		free_list(inc, cfg->watch.include.count);
+		free_list(exc, cfg->watch.exclude.count);
+		return -1;
+	}
+	free_list(s->include, s->ninclude);
+	free_list(s->exclude, s->nexclude);
+	s->include = inc;
+	s->ninclude = cfg->watch.include.count;
+	s->exclude = exc;
+	s->nexclude = cfg->watch.exclude.count;
+	s->settle_ms = (unsigned)cfg->watch.settle_ms;
+	s->concurrency = (unsigned)cfg->sync.concurrency;
+	return 0;
+}
+
+static char *
+sync_source(const struct config *cfg, const char *hostname)
+{
+	struct buf b;
+
+	if (cfg->sync.source[0] != '\0')
+		return strdup(cfg->sync.source);
+	buf_init(&b, 0);
+	buf_printf(&b, "imgsync@%s", hostname);
+	return buf_steal(&b);
+}
+
+static char *
+sync_summary_key(const struct config *cfg)
+{
+	struct buf b;
+
+	if (!cfg->summary.enabled)
+		return NULL;
+	buf_init(&b, 0);
+	buf_printf(&b, "%s%s", cfg->s3.prefix, cfg->summary.key);
+	return buf_steal(&b);
+}
+
+struct sync *
+sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
+{
+	struct sync *s;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		err_sys(e, "sync: calloc");
+		return NULL;
+	}
+	s->rootfd = -1;
+	s->loop = deps->loop;
+	s->s3 = deps->s3;
+	s->ddb = deps->ddb;
+	s->state = deps->state;
+	s->summary = deps->summary;
+	s->root = strdup(cfg->watch.root);
+	s->prefix = strdup(cfg->s3.prefix);
+	s->bucket = strdup(cfg->s3.bucket);
+	s->table = strdup(cfg->dynamodb.table);
+	s->source = sync_source(cfg, deps->hostname);
+	s->summary_key = sync_summary_key(cfg);
+	if (s->root == NULL || s->prefix == NULL || s->bucket == NULL ||
+	    s->table == NULL || s->source == NULL || sync_apply(s, cfg) == -1) {
+		err_sys(e, "sync: out of memory");
+		goto fail;
+	}
+	s->rootfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd == -1) {
+		err_sys(e, "watch root %s", s->root);
+		goto fail;
+	}
+	s->settle_timer = loop_timer_new(s->loop, sync_on_settle, s, e);
+	s->work_timer = loop_timer_new(s->loop, sync_on_work, s, e);
+	s->rescan_timer = loop_timer_new(s->loop, sync_on_rescan, s, e);
+	if (s->settle_timer == NULL || s->work_timer == NULL ||
+	    s->rescan_timer == NULL)
+		goto fail;
+	return s;
+fail:
+	sync_free(s);
+	return NULL;
+}
+
+void
+sync_free(struct sync *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < SYNC_HASH_BUCKETS; i++)
+		while (s->table_[i] != NULL) {
+			run_free(s->table_[i]->run);
+			s->table_[i]->run = NULL;
+			job_free(s->table_[i]);
+		}
+	loop_timer_free(s->settle_timer);
+	loop_timer_free(s->work_timer);
+	loop_timer_free(s->rescan_timer);
+	if (s->rootfd != -1)
+		close(s->rootfd);
+	free_list(s->include, s->ninclude);
+	free_list(s->exclude, s->nexclude);
+	free(s->root);
+	free(s->prefix);
+	free(s->bucket);
+	free(s->table);
+	free(s->source);
+	free(s->summary_key);
+	free(s);
+}
+
+void
+sync_set_watcher(struct sync *s, struct watcher *w)
+{
+	s->watcher = w;
+}
+
+void
+sync_reconfigure(struct sync *s, const struct config *cfg)
+{
+	char *src;
+
+	if (strcmp(cfg->watch.root, s->root) != 0 ||
+	    strcmp(cfg->s3.prefix, s->prefix) != 0 ||
+	    strcmp(cfg->s3.bucket, s->bucket) != 0 ||
+	    strcmp(cfg->dynamodb.table, s->table) != 0)
+		log_warnx("watch.root, s3.prefix, s3.bucket and dynamodb.table "
+		          "changes take effect at the next restart");
+	if (sync_apply(s, cfg) == -1) {
+		log_warnx("reload: out of memory; keeping the old patterns");
+		return;
+	}
+	src = sync_source(
+	    cfg, strchr(s->source, '@') ? strchr(s->source, '@') + 1 : "");
+	if (src != NULL) {
+		free(s->source);
+		s->source = src;
+	}
+	sync_rescan(s, "configuration reloaded");
+}
+
+void
+sync_stop(struct sync *s)
+{
+	s->stopping = 1;
+}
+
+int
+sync_idle(const struct sync *s)
+{
+	return s->settling.n == 0 && s->ready.n == 0 && s->running == 0 &&
+	       !s->rescan_pending;
+}
+
+int
+sync_root_gone(const struct sync *s)
+{
+	return s->root_gone;
+}
+
+void
+sync_get_stats(const struct sync *s, struct sync_stats *st)
+{
+	*st = s->stats;
+	st->queued = s->settling.n + s->ready.n;
+	st->running = s->running;
+}

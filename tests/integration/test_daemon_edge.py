@@ -1,0 +1,153 @@
+"""imgsyncd under trouble: inotify overflow, odd names, unreadable files."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+import unittest
+from pathlib import Path
+
+import testbed
+from common import BIN
+from daemon import Daemon, wait_until
+from images import make
+
+QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+class Edge(unittest.TestCase):
+    maxDiff = None
+
+    def daemon(self, bed=None, **kw) -> Daemon:
+        d = Daemon(bed or testbed.auth_bed(), **kw)
+        self.addCleanup(d.close)
+        return d
+
+    def test_queue_overflow_still_converges(self):
+        try:
+            old = QUEUED.read_text().strip()
+            QUEUED.write_text("64\n")
+        except OSError as exc:
+            self.skipTest(f"cannot lower {QUEUED} (needs root): {exc}")
+        self.addCleanup(QUEUED.write_text, old + "\n")
+        d = self.daemon()
+        # the limit applies to inotify instances made after the change
+        for i in range(10):
+            (d.root / f"o{i}").mkdir()
+        d.start()
+        wait_until(lambda: "watching" in d.log(), 20, what="start-up")
+        time.sleep(0.5)
+        os.kill(d.proc.pid, 19)  # SIGSTOP: let the queue overflow
+        try:
+            for i in range(600):
+                data, _ = make(f"{i}.png", 2, 2, str(i).encode())
+                (d.root / f"o{i % 10}" / f"{i}.png").write_bytes(data)
+        finally:
+            os.kill(d.proc.pid, 18)  # SIGCONT
+        d.wait_mirror(180)
+        self.assertIn("overflow", d.log())
+        self.assertEqual(d.stop(), 0)
+
+    def test_odd_names_synced_exactly_or_reported(self):
+        # keys moto's checker cannot judge: the unchecked server
+        bed = testbed.noauth_bed()
+        d = self.daemon(bed, creds=bed.admin)
+        # moto cannot store a key with a newline (its router answers 404, to
+        # boto3 too); real S3 can. Such a name must then be reported.
+        newline = "new\nline.jpg"
+        ok_names = ["with space.jpg", "100%.jpg", "a+b.jpg",
+                    "quote\"s'.jpg", "café ünï.jpg", "中文.jpg", "emoji😀.jpg", "k" * 250 + ".jpg"]
+        root = os.fsencode(d.root)
+        for n in ok_names + [newline]:
+            data, _ = make("x.jpg", 3, 3, n.encode())
+            with open(os.path.join(root, n.encode()), "wb") as f:
+                f.write(data)
+        bad_utf8 = b"bad\xff\xfename.jpg"
+        with open(os.path.join(root, bad_utf8), "wb") as f:
+            f.write(make("x.jpg", 3, 3, b"bad")[0])
+        deep = os.path.join(root, *([b"d" * 200] * 6))
+        os.makedirs(deep)
+        with open(os.path.join(deep, b"long.jpg"), "wb") as f:
+            f.write(make("x.jpg", 3, 3, b"long")[0])
+        d.start()
+        want = set(ok_names)
+        wait_until(lambda: want <= set(d.remote_items()), 60, what="the odd names")
+        for n in ok_names:
+            body = bed.s3().get_object(Bucket=d.bucket, Key=n)["Body"].read()
+            self.assertEqual(body, (d.root / n).read_bytes(), n)
+        # the two that cannot be keys are reported, with a reason; the
+        # newline one is either synced or reported
+        long_rel = b"/".join([b"d" * 200] * 6) + b"/long.jpg"
+        wait_until(lambda: {bad_utf8, long_rel} <= set(d.failed_rows()), 30,
+                   what="two failures")
+        failed = d.failed_rows()
+        if newline in d.remote_items():
+            self.assertEqual(bed.s3().get_object(Bucket=d.bucket, Key=newline)["Body"].read(),
+                             (d.root / newline).read_bytes())
+            want.add(newline)
+        else:
+            self.assertIn("PutObject", failed[newline.encode()])
+            self.assertIn("new\\x0aline.jpg: PutObject", d.log())
+        self.assertIn("UTF-8", failed[bad_utf8])
+        self.assertIn("1024", failed[long_rel])
+        log = d.log()
+        self.assertIn("bad\\xff\\xfename.jpg: the file name is not valid UTF-8", log)
+        self.assertIn("longer than 1024 bytes", log)
+        self.assertEqual(set(d.remote_items()), want)
+        self.assertTrue(d.alive())
+        self.assertEqual(d.stop(), 0)
+
+    def test_unreadable_and_vanishing_files(self):
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no user 'nobody' to run the daemon unprivileged")
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the daemon as another user")
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            self.skipTest("setpriv (util-linux) is missing")
+        d = self.daemon()
+        secret = d.root / "secret.jpg"
+        secret.write_bytes(make("x.jpg", 2, 2, b"secret")[0])
+        os.chmod(secret, 0)
+        (d.root / "fine.jpg").write_bytes(make("x.jpg", 2, 2, b"fine")[0])
+        # run the daemon as nobody, so mode 000 means something
+        for dirpath, dirs, files in os.walk(d.dir):
+            for n in dirs + files:
+                os.chown(os.path.join(dirpath, n), nobody.pw_uid, nobody.pw_gid)
+        os.chown(d.dir, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(d.dir, 0o755)
+        d.logf = open(d.log_path, "ab")
+        d.proc = subprocess.Popen(
+            [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+             str(BIN / "imgsyncd"), "-c", str(d.conf)],
+            stdout=d.logf, stderr=subprocess.STDOUT, env=d.env())
+        wait_until(lambda: "fine.jpg" in d.remote_items(), 60, what="fine.jpg")
+        wait_until(lambda: d.failed_rows(), 30, what="the unreadable file reported")
+        self.assertIn("Permission denied", d.failed_rows()[b"secret.jpg"])
+        self.assertIn("secret.jpg: cannot open: Permission denied", d.log())
+        # deleted before its upload starts: nothing remote, nothing failed
+        for i in range(20):
+            p = d.root / f"gone{i}.jpg"
+            p.write_bytes(make("x.jpg", 2, 2, b"g%d" % i)[0])
+            p.unlink()
+        put = d.root / "after.jpg"
+        put.write_bytes(make("x.jpg", 2, 2, b"after")[0])
+        os.chown(put, nobody.pw_uid, nobody.pw_gid)
+        wait_until(lambda: "after.jpg" in d.remote_items(), 30, what="after.jpg")
+        self.assertFalse(any(k.startswith("gone") for k in d.remote_items()))
+        self.assertEqual(list(d.failed_rows()), [b"secret.jpg"])
+        # readable again, retried after a rescan (SIGHUP reloads and rescans)
+        os.chmod(secret, 0o644)
+        d.signal(1)
+        wait_until(lambda: "secret.jpg" in d.remote_items(), 30, what="secret.jpg")
+        self.assertTrue(d.alive())
+        self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
