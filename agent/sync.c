@@ -811,24 +811,31 @@ sync_item(const struct sync *s, const char *key, uint64_t size,
 
 static void job_on_item(json_t *resp, const struct err *e, void *arg);
 
-/* PutItem, unless an item with newer metadata is there already. */
+/*
+ * PutItem, unless the table holds an item written later than this one
+ * (invariant 2). The order is the sync Timestamp, not the file's mtime: a
+ * rename or a restored backup can bring older mtimes that are still the
+ * newest content, while a request delayed past a crash and a restart
+ * always carries an older Timestamp than what was written since.
+ */
 static void
-job_put_item(struct job *j, json_t *item, const char *mtime)
+job_put_item(struct job *j, json_t *item, dynamo_done_cb cb)
 {
 	struct sync *s = j->sync;
+	const char *ts = dynamo_get_s(item, "Timestamp");
 	json_t *names, *values;
 	struct err e;
 	int rc;
 
 	err_clear(&e);
-	names = json_pack("{s:s}", "#m", "MTime");
-	values = json_pack("{s:o}", ":m", dynamo_s(mtime));
+	names = json_pack("{s:s}", "#t", "Timestamp");
+	values = ts != NULL ? json_pack("{s:o}", ":t", dynamo_s(ts)) : NULL;
 	j->run->phase = RUN_PUTTING_ITEM;
 	rc = item == NULL || names == NULL || values == NULL
 	         ? (err_set(&e, ERR_INVALID, "cannot build the item"), -1)
 	         : dynamo_put_item(s->ddb, s->table, item,
-	                           "attribute_not_exists(FileName) OR #m <= :m",
-	                           names, values, job_on_item, j, &e);
+	                           "attribute_not_exists(FileName) OR #t <= :t",
+	                           names, values, cb, j, &e);
 	json_decref(item);
 	json_decref(names);
 	json_decref(values);
@@ -929,7 +936,7 @@ job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
 	             sync_item(j->sync, r->key, (uint64_t)r->st.st_size,
 	                       r->meta.type, r->meta.width, r->meta.height,
 	                       r->sha256, r->etag, r->mtime),
-	             r->mtime);
+	             job_on_item);
 }
 
 static void
@@ -961,7 +968,7 @@ job_upload(struct job *j)
 		                       r->meta.type, r->meta.width,
 		                       r->meta.height, r->sha256, r->etag,
 		                       r->mtime),
-		             r->mtime);
+		             job_on_item);
 		return;
 	}
 	r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path, j->path_len,
@@ -1169,9 +1176,6 @@ job_on_copy(const struct s3_result *res, const struct err *e, void *arg)
 	struct job *j = arg;
 	struct sync *s = j->sync;
 	struct run *r = j->run;
-	json_t *names, *values, *item;
-	struct err se;
-	int rc;
 
 	if (e != NULL && e->kind != ERR_CANCEL &&
 	    (e->http_status == 404 || strcmp(e->code, "NoSuchKey") == 0)) {
@@ -1184,22 +1188,11 @@ job_on_copy(const struct s3_result *res, const struct err *e, void *arg)
 		return;
 	}
 	snprintf(r->etag, sizeof(r->etag), "%s", res->etag);
-	err_clear(&se);
-	item = sync_item(s, r->key, r->old.size, r->old.type, r->old.width,
-	                 r->old.height, r->old.sha256, r->etag, r->mtime);
-	names = json_pack("{s:s}", "#m", "MTime");
-	values = json_pack("{s:o}", ":m", dynamo_s(r->mtime));
-	r->phase = RUN_PUTTING_ITEM;
-	rc = item == NULL || names == NULL || values == NULL
-	         ? (err_set(&se, ERR_INVALID, "cannot build the item"), -1)
-	         : dynamo_put_item(s->ddb, s->table, item,
-	                           "attribute_not_exists(FileName) OR #m <= :m",
-	                           names, values, job_on_new_item, j, &se);
-	json_decref(item);
-	json_decref(names);
-	json_decref(values);
-	if (rc == -1)
-		job_fail(j, "PutItem: %s", se.message);
+	job_put_item(j,
+	             sync_item(s, r->key, r->old.size, r->old.type,
+	                       r->old.width, r->old.height, r->old.sha256,
+	                       r->etag, r->mtime),
+	             job_on_new_item);
 }
 
 static void

@@ -256,7 +256,7 @@ class Outage(DaemonCase):
 
 class Crashes(DaemonCase):
     def test_sigkill_at_random_moments(self):
-        rng = random.Random(4242)
+        rng = random.Random(int(os.environ.get("IMGSYNC_TEST_SEED", "4242")))
         d = self.daemon(settle_ms=50)
         names = [f"c{i % 4}/f{i}.jpg" for i in range(40)]
         kills = 0
