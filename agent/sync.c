@@ -1108,6 +1108,7 @@ job_on_delete_old_object(const struct s3_result *res, const struct err *e,
 		return;
 	}
 	/* The row moves with the new key and ETag. */
+	free(r->old.path);
 	r->old.path = j->path;
 	r->old.path_len = j->path_len;
 	free(r->old.key);
