@@ -43,18 +43,20 @@ def make_tree(dst: Path, n: int, folders: int, size: int) -> None:
 
 
 def run_measured(argv, env=None, cwd=None) -> dict:
-    """Runs a command; its wall time, CPU time and peak RSS (from wait4)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.monotonic() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {err[-2000:]}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kb": ru.ru_maxrss}
+    """Runs a command under GNU time: wall time, CPU time, peak RSS. (Not
+    wait4 from here: a child forked from this Python process starts with
+    its resident set, which ru_maxrss would report.)"""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        t0 = time.monotonic()
+        p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", tf.name, *argv],
+                           env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        wall = time.monotonic() - t0
+        if p.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({p.returncode}): "
+                               f"{p.stderr.decode(errors='replace')[-2000:]}")
+        user, sys_, rss = tf.read().split()[-3:]
+    return {"wall": wall, "cpu": float(user) + float(sys_), "rss_kb": int(rss)}
 
 
 def bench_imgsyncd(bed, src: Path, work: Path, n: int, binary: Path) -> dict:

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,22 +25,36 @@ struct loop {
 	uint32_t gen;
 	struct loop_reg *regs;
 	size_t nregs;
+	/* Timers live in a binary min-heap on their deadline: arming one is a
+	 * few comparisons, not a system call. */
+	struct loop_timer **heap;
+	size_t nheap, capheap;
+	uint64_t pass; /* timer dispatch passes, so a timer re-armed by its
+	                  own callback waits for the next pass */
 };
 
 struct loop_timer {
 	struct loop *loop;
-	int fd;
 	loop_timer_cb cb;
 	void *arg;
+	uint64_t deadline_ns;
+	uint64_t pass;
+	size_t idx; /* in the heap; SIZE_MAX when disarmed */
 };
 
-uint64_t
-loop_now_ms(void)
+static uint64_t
+loop_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+loop_now_ms(void)
+{
+	return loop_now_ns() / 1000000u;
 }
 
 struct loop *
@@ -70,6 +83,7 @@ loop_free(struct loop *l)
 		return;
 	close(l->epfd);
 	free(l->regs);
+	free(l->heap);
 	free(l);
 }
 
@@ -159,15 +173,60 @@ loop_del_fd(struct loop *l, int fd)
 }
 
 static void
-loop_timer_fire(int fd, uint32_t events, void *arg)
+heap_swap(struct loop *l, size_t i, size_t j)
 {
-	struct loop_timer *t = arg;
-	uint64_t n;
+	struct loop_timer *t = l->heap[i];
 
-	(void)events;
-	if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+	l->heap[i] = l->heap[j];
+	l->heap[j] = t;
+	l->heap[i]->idx = i;
+	l->heap[j]->idx = j;
+}
+
+static void
+heap_up(struct loop *l, size_t i)
+{
+	while (i > 0 && l->heap[(i - 1) / 2]->deadline_ns >
+	                    l->heap[i]->deadline_ns) {
+		heap_swap(l, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct loop *l, size_t i)
+{
+	size_t c;
+
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= l->nheap)
+			return;
+		if (c + 1 < l->nheap &&
+		    l->heap[c + 1]->deadline_ns < l->heap[c]->deadline_ns)
+			c++;
+		if (l->heap[i]->deadline_ns <= l->heap[c]->deadline_ns)
+			return;
+		heap_swap(l, i, c);
+		i = c;
+	}
+}
+
+static void
+heap_remove(struct loop *l, struct loop_timer *t)
+{
+	size_t i = t->idx;
+
+	if (i == SIZE_MAX)
 		return;
-	t->cb(t->arg);
+	t->idx = SIZE_MAX;
+	l->nheap--;
+	if (i == l->nheap)
+		return;
+	l->heap[i] = l->heap[l->nheap];
+	l->heap[i]->idx = i;
+	heap_up(l, i);
+	heap_down(l, l->heap[i]->idx);
 }
 
 struct loop_timer *
@@ -183,34 +242,34 @@ loop_timer_new(struct loop *l, loop_timer_cb cb, void *arg, struct err *e)
 	t->loop = l;
 	t->cb = cb;
 	t->arg = arg;
-	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (t->fd == -1) {
-		err_sys(e, "loop: timerfd_create");
-		free(t);
-		return NULL;
-	}
-	if (loop_add_fd(l, t->fd, EPOLLIN, loop_timer_fire, t, e) == -1) {
-		close(t->fd);
-		free(t);
-		return NULL;
-	}
+	t->idx = SIZE_MAX;
 	return t;
 }
 
 int
 loop_timer_set(struct loop_timer *t, int64_t ms)
 {
-	struct itimerspec its;
+	struct loop *l = t->loop;
+	struct loop_timer **h;
+	size_t n;
 
-	memset(&its, 0, sizeof(its));
-	if (ms >= 0) {
-		/* A zero it_value disarms, so "now" is one nanosecond. */
-		its.it_value.tv_sec = (time_t)(ms / 1000);
-		its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
-		if (ms == 0)
-			its.it_value.tv_nsec = 1;
+	heap_remove(l, t);
+	if (ms < 0)
+		return 0;
+	if (l->nheap == l->capheap) {
+		n = l->capheap ? l->capheap * 2 : 64;
+		h = realloc(l->heap, n * sizeof(*h));
+		if (h == NULL)
+			return -1;
+		l->heap = h;
+		l->capheap = n;
 	}
-	return timerfd_settime(t->fd, 0, &its, NULL);
+	t->deadline_ns = loop_now_ns() + (uint64_t)ms * 1000000u;
+	t->pass = l->pass;
+	t->idx = l->nheap;
+	l->heap[l->nheap++] = t;
+	heap_up(l, t->idx);
+	return 0;
 }
 
 void
@@ -218,9 +277,44 @@ loop_timer_free(struct loop_timer *t)
 {
 	if (t == NULL)
 		return;
-	loop_del_fd(t->loop, t->fd);
-	close(t->fd);
+	heap_remove(t->loop, t);
 	free(t);
+}
+
+/* Milliseconds until the first timer is due, capped by timeout_ms. */
+static int
+loop_wait_ms(const struct loop *l, int timeout_ms)
+{
+	uint64_t now, d;
+	int ms;
+
+	if (l->nheap == 0)
+		return timeout_ms;
+	now = loop_now_ns();
+	d = l->heap[0]->deadline_ns;
+	if (d <= now)
+		return 0;
+	/* round up, so the timer is due when we wake */
+	d = (d - now + 999999u) / 1000000u;
+	ms = d > INT32_MAX ? INT32_MAX : (int)d;
+	return timeout_ms >= 0 && timeout_ms < ms ? timeout_ms : ms;
+}
+
+static void
+loop_fire_timers(struct loop *l)
+{
+	uint64_t now = loop_now_ns();
+	struct loop_timer *t;
+
+	l->pass++;
+	while (l->nheap > 0) {
+		t = l->heap[0];
+		/* armed by a callback of this pass: next time round */
+		if (t->deadline_ns > now || t->pass == l->pass)
+			break;
+		heap_remove(l, t);
+		t->cb(t->arg);
+	}
 }
 
 int
@@ -231,7 +325,7 @@ loop_run_once(struct loop *l, int timeout_ms, struct err *e)
 	int i, n, fd;
 	uint32_t gen;
 
-	n = epoll_wait(l->epfd, evs, 64, timeout_ms);
+	n = epoll_wait(l->epfd, evs, 64, loop_wait_ms(l, timeout_ms));
 	if (n == -1) {
 		if (errno == EINTR)
 			return 0;
@@ -248,6 +342,7 @@ loop_run_once(struct loop *l, int timeout_ms, struct err *e)
 			continue;
 		r->cb(fd, evs[i].events, r->arg);
 	}
+	loop_fire_timers(l);
 	return 0;
 }
 
