@@ -186,8 +186,8 @@ heap_swap(struct loop *l, size_t i, size_t j)
 static void
 heap_up(struct loop *l, size_t i)
 {
-	while (i > 0 && l->heap[(i - 1) / 2]->deadline_ns >
-	                    l->heap[i]->deadline_ns) {
+	while (i > 0 &&
+	       l->heap[(i - 1) / 2]->deadline_ns > l->heap[i]->deadline_ns) {
 		heap_swap(l, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
