@@ -660,6 +660,7 @@ job_converge(struct job *j)
 	struct sync *s = j->sync;
 	struct run *r = j->run;
 	struct timespec now;
+	int64_t age_ms;
 	struct err e;
 	int found;
 
@@ -708,11 +709,11 @@ job_converge(struct job *j)
 		return;
 	}
 	/* Still being written (a rescan found it before its close event):
-	 * wait for it to settle. */
+	 * wait for it to settle. An mtime in the future says nothing. */
 	clock_gettime(CLOCK_REALTIME, &now);
-	if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-	        st_mtime_ns(&r->st) / 1000000 <
-	    (int64_t)s->settle_ms) {
+	age_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+	         st_mtime_ns(&r->st) / 1000000;
+	if (age_ms >= 0 && age_ms < (int64_t)s->settle_ms) {
 		j->again = 1;
 		job_finish(j, 0);
 		return;

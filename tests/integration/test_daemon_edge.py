@@ -51,6 +51,17 @@ class Edge(unittest.TestCase):
         self.assertIn("overflow", d.log())
         self.assertEqual(d.stop(), 0)
 
+    def test_mtime_in_the_future_or_past(self):
+        d = self.daemon()
+        for name, shift in (("future.jpg", 3600 * 24), ("past.jpg", -3600 * 24 * 365 * 20)):
+            p = d.root / name
+            p.write_bytes(make(name, 4, 4, name.encode())[0])
+            t = time.time() + shift
+            os.utime(p, (t, t))
+        d.start()
+        d.wait_mirror(30)
+        self.assertEqual(d.stop(), 0)
+
     def test_odd_names_synced_exactly_or_reported(self):
         # keys moto's checker cannot judge: the unchecked server
         bed = testbed.noauth_bed()
