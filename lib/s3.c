@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "imagemeta.h"
 #include "xml.h"
 
 #define S3_MIB (1024u * 1024u)
@@ -646,17 +646,14 @@ static void s3_mp_pump(struct s3_op *op);
 static int
 s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65], struct err *e)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char chunk[65536], md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-	EVP_MD_CTX *ctx;
+	struct imagemeta_hash *h = imagemeta_hash_new();
+	unsigned char chunk[65536];
 	ssize_t got;
 	int rc = -1;
 
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+	if (h == NULL) {
 		err_set(e, ERR_SYS, "s3: SHA-256 unavailable");
-		goto done;
+		return -1;
 	}
 	while (len > 0) {
 		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
@@ -671,19 +668,13 @@ s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65], struct err *e)
 			        "s3: the file shrank during upload");
 			goto done;
 		}
-		EVP_DigestUpdate(ctx, chunk, (size_t)got);
+		imagemeta_hash_update(h, chunk, (size_t)got);
 		off += (uint64_t)got;
 		len -= (uint64_t)got;
 	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (i = 0; i < mdlen; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * mdlen] = '\0';
-	rc = 0;
+	rc = imagemeta_hash_final(h, out);
 done:
-	EVP_MD_CTX_free(ctx);
+	imagemeta_hash_free(h);
 	return rc;
 }
 
