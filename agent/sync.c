@@ -479,9 +479,29 @@ sync_release_held(struct job *j)
 	}
 }
 
+/* Keeps an intent for the job's next run, which clears it once done. */
+static void
+job_keep_intent(struct job *j, int64_t id)
+{
+	int64_t *r;
+
+	if (id <= 0)
+		return;
+	r = realloc(j->replay, (j->nreplay + 1) * sizeof(*r));
+	if (r == NULL)
+		return; /* it stays in the database: replayed at the next start
+		         */
+	j->replay = r;
+	j->replay[j->nreplay++] = id;
+	j->force_delete = 1;
+}
+
 /*
- * Ends the running operation. ok: it finished (its intents are cleared);
- * else it was cancelled or failed and what it left is redone later.
+ * Ends the running operation. ok: the remote side is consistent with what
+ * it did, and its intents are cleared. Else it was cancelled, or must run
+ * again (j->again) before the remote side is right: its intents stay, in
+ * the database and, for the next run, in the job, which may then have to
+ * delete remote copies the state database does not know of.
  */
 static void
 job_finish(struct job *j, int ok)
@@ -492,16 +512,19 @@ job_finish(struct job *j, int ok)
 	if (j->run != NULL) {
 		if (ok)
 			sync_intent_done(s, j->run->intent);
+		else if (j->again)
+			job_keep_intent(j, j->run->intent);
 		run_free(j->run);
 		j->run = NULL;
 	}
-	if (ok)
+	if (ok) {
 		for (i = 0; i < j->nreplay; i++)
 			sync_intent_done(s, j->replay[i]);
-	free(j->replay);
-	j->replay = NULL;
-	j->nreplay = 0;
-	j->force_delete = 0;
+		free(j->replay);
+		j->replay = NULL;
+		j->nreplay = 0;
+		j->force_delete = 0;
+	}
 	sync_release_held(j);
 	s->running--;
 	if (j->again && !s->stopping) {
@@ -920,7 +943,7 @@ job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
 	if (e != NULL && e->kind != ERR_CANCEL && run_changed(r)) {
 		/* The file changed under the upload: start again. */
 		j->again = 1;
-		job_finish(j, 1);
+		job_finish(j, 0);
 		return;
 	}
 	if (e != NULL) {
@@ -928,8 +951,9 @@ job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
 		return;
 	}
 	if (run_changed(r)) {
+		/* An object without its item: the next run finishes it. */
 		j->again = 1;
-		job_finish(j, 1);
+		job_finish(j, 0);
 		return;
 	}
 	snprintf(r->etag, sizeof(r->etag), "%s", res->etag);
@@ -1082,6 +1106,7 @@ job_rename_fallback(struct job *j)
 	if (old != NULL && old->st == JOB_HELD && old->holder == j)
 		old->again = 1;
 	sync_release_held(j);
+	job_keep_intent(j, j->run->intent);
 	run_free(j->run);
 	j->run = calloc(1, sizeof(*j->run));
 	if (j->run == NULL) {
