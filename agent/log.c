@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 /* The one piece of process-wide state: logging is per process by nature. */
 static enum config_log_level log_level = CONFIG_LOG_INFO;
 static int log_time;
@@ -91,36 +93,15 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0. */
-static size_t
-log_utf8_len(const unsigned char *p)
-{
-	size_t n, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 const char *
 log_path(const char *path, char *out, size_t outlen)
 {
 	const unsigned char *p = (const unsigned char *)path;
+	const unsigned char *end = p + strlen(path);
 	size_t o = 0, n;
 
 	while (*p != '\0' && o + 8 < outlen) {
-		n = log_utf8_len(p);
+		n = text_utf8_len((const char *)p, (size_t)(end - p));
 		if (n == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
 			out[o++] = (char)*p++;
 		} else if (n > 1) {

@@ -17,6 +17,7 @@
 #include "imagemeta.h"
 #include "log.h"
 #include "summary.h"
+#include "text.h"
 
 #define SYNC_HASH_BUCKETS 4096u
 #define SYNC_HASH_CHUNK (1u << 20)     /* bytes hashed per file per turn */
@@ -131,19 +132,6 @@ static void job_upload(struct job *j);
 
 /* --- small helpers ------------------------------------------------------ */
 
-static uint32_t
-sync_hash(const char *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static void
 iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
 {
@@ -169,41 +157,6 @@ now_iso_ms(char *out, size_t outlen)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	iso_time(&ts, 3, out, outlen);
-}
-
-static int
-utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, k, len;
-
-	while (i < n) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf)
-			len = 2;
-		else if (p[i] >= 0xe0 && p[i] <= 0xef)
-			len = 3;
-		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
-			len = 4;
-		else
-			return 0;
-		if (i + len > n)
-			return 0;
-		for (k = 1; k < len; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		/* overlong 3-byte, surrogates, beyond U+10FFFF */
-		if ((p[i] == 0xe0 && p[i + 1] < 0xa0) ||
-		    (p[i] == 0xed && p[i + 1] >= 0xa0) ||
-		    (p[i] == 0xf0 && p[i + 1] < 0x90) ||
-		    (p[i] == 0xf4 && p[i + 1] >= 0x90))
-			return 0;
-		i += len;
-	}
-	return 1;
 }
 
 static void
@@ -285,7 +238,7 @@ sync_open(const struct sync *s, const char *path)
 static struct job *
 job_find(const struct sync *s, const char *path, size_t len)
 {
-	uint32_t h = sync_hash(path, len);
+	uint32_t h = text_hash(path, len);
 	struct job *j;
 
 	for (j = s->table_[h % SYNC_HASH_BUCKETS]; j != NULL; j = j->hnext)
@@ -338,7 +291,7 @@ job_new(struct sync *s, const char *path, size_t len)
 	j->path[len] = '\0';
 	j->path_len = len;
 	j->sync = s;
-	j->hash = sync_hash(path, len);
+	j->hash = text_hash(path, len);
 	b = j->hash % SYNC_HASH_BUCKETS;
 	j->hnext = s->table_[b];
 	s->table_[b] = j;
@@ -696,7 +649,7 @@ job_converge(struct job *j)
 		         SYNC_MAX_KEY);
 		return;
 	}
-	if (!utf8_valid(r->key, strlen(r->key))) {
+	if (!text_utf8_valid(r->key, strlen(r->key))) {
 		job_fail(j, "the file name is not valid UTF-8, which S3 keys "
 		            "and DynamoDB strings must be");
 		return;
@@ -1070,7 +1023,7 @@ job_delete_remote(struct job *j)
 	if (r->have_old && r->old.key != NULL && r->old.key[0] != '\0')
 		snprintf(r->key, sizeof(r->key), "%s", r->old.key);
 	else if (sync_key(s, j->path, r->key, sizeof(r->key)) == -1 ||
-	         !utf8_valid(r->key, strlen(r->key))) {
+	         !text_utf8_valid(r->key, strlen(r->key))) {
 		/* Such a name was never uploaded: only the row goes. */
 		err_clear(&e);
 		(void)state_file_delete(s->state, j->path, j->path_len, &e);
@@ -1237,7 +1190,7 @@ job_rename(struct job *j)
 	if (found != 1 || r->old.failed || r->old.key == NULL ||
 	    r->old.key[0] == '\0' || !sync_wanted(s, j->path) ||
 	    sync_key(s, j->path, r->key, sizeof(r->key)) == -1 ||
-	    !utf8_valid(r->key, strlen(r->key))) {
+	    !text_utf8_valid(r->key, strlen(r->key))) {
 		job_rename_fallback(j);
 		return;
 	}

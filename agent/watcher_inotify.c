@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "text.h"
 
 /*
  * IN_DONT_FOLLOW is in the mask as documented, but a watch is added through
@@ -146,19 +147,6 @@ static int watcher_walk_new(struct watcher *, int, const char *, size_t);
 
 /* Nodes. */
 
-static uint32_t
-node_hash_name(const char *name, size_t len)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static size_t
 node_name_slot(const struct watcher *w, const struct wnode *parent, uint32_t h)
 {
@@ -190,7 +178,7 @@ static struct wnode *
 node_by_name(const struct watcher *w, const struct wnode *parent,
              const char *name, size_t len)
 {
-	uint32_t h = node_hash_name(name, len);
+	uint32_t h = text_hash(name, len);
 	struct wnode *n;
 
 	n = w->by_name[node_name_slot(w, parent, h)];
@@ -293,7 +281,7 @@ node_new(struct watcher *w, int wd, struct wnode *parent, const char *name,
 	memcpy(n->name, name, len);
 	n->name[len] = '\0';
 	n->namelen = len;
-	n->name_hash = node_hash_name(name, len);
+	n->name_hash = text_hash(name, len);
 	n->wd = wd;
 	n->mark = w->gen;
 	node_grow(w);
@@ -321,7 +309,7 @@ node_move(struct watcher *w, struct wnode *n, struct wnode *parent,
 	free(n->name);
 	n->name = s;
 	n->namelen = len;
-	n->name_hash = node_hash_name(name, len);
+	n->name_hash = text_hash(name, len);
 	node_link(w, n, parent);
 	return 0;
 }

@@ -625,9 +625,3 @@ aws_client_region(const struct aws_client *c)
 {
 	return c->region;
 }
-
-int
-aws_wait(struct loop *l, const int *done, struct err *e)
-{
-	return loop_run(l, done, e);
-}

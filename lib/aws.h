@@ -95,7 +95,4 @@ void aws_client_set_skew(struct aws_client *c, int64_t skew);
 const char *aws_client_endpoint(const struct aws_client *c);
 const char *aws_client_region(const struct aws_client *c);
 
-/* Runs the loop until *done is set; for tools, tests and start-up. */
-int aws_wait(struct loop *l, const int *done, struct err *e);
-
 #endif

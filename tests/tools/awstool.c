@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "creds.h"
 #include "dynamo.h"
 #include "http.h"
+#include "imagemeta.h"
 #include "loop.h"
 #include "retry.h"
 #include "s3.h"
@@ -86,31 +86,6 @@ print_json(json_t *j)
 	printf("\n");
 }
 
-static int
-hash_file(int fd, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char chunk[1 << 16], md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	ssize_t got;
-	off_t off = 0;
-
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	while ((got = pread(fd, chunk, sizeof(chunk), off)) > 0) {
-		EVP_DigestUpdate(ctx, chunk, (size_t)got);
-		off += got;
-	}
-	EVP_DigestFinal_ex(ctx, md, &n);
-	EVP_MD_CTX_free(ctx);
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * n] = '\0';
-	return got < 0 ? -1 : 0;
-}
-
 /* One S3 upload: the file stays open until the callback. */
 struct upload {
 	struct tool *t;
@@ -160,7 +135,7 @@ start_upload(struct tool *t, const char *key, const char *path,
 	u->t = t;
 	u->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (u->fd == -1 || fstat(u->fd, &st) == -1 ||
-	    hash_file(u->fd, u->sha) == -1) {
+	    imagemeta_sha256_fd(u->fd, u->sha, NULL, NULL) == -1) {
 		fprintf(stderr, "awstool: %s: %s\n", path, strerror(errno));
 		if (u->fd != -1)
 			close(u->fd);

@@ -1,0 +1,20 @@
+/*
+ * text: small byte-string helpers shared by the daemon's modules: UTF-8
+ * validation (S3 keys and DynamoDB strings must be UTF-8; log lines escape
+ * what is not) and the FNV-1a hash its tables use.
+ */
+#ifndef IMGSYNC_TEXT_H
+#define IMGSYNC_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes; no
+ * overlong forms, surrogates or code points past U+10FFFF), or 0. */
+size_t text_utf8_len(const char *p, size_t n);
+/* Whether all n bytes at p are well-formed UTF-8. */
+int text_utf8_valid(const char *p, size_t n);
+/* 32-bit FNV-1a of n bytes. */
+uint32_t text_hash(const void *p, size_t n);
+
+#endif

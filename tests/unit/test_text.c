@@ -1,0 +1,41 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "text.h"
+
+TestSuite(text);
+
+Test(text, utf8_sequences)
+{
+	cr_assert_eq(text_utf8_len("a", 1), 1);
+	cr_assert_eq(text_utf8_len("\xc3\xa9", 2), 2);         /* é */
+	cr_assert_eq(text_utf8_len("\xe4\xb8\xad", 3), 3);     /* 中 */
+	cr_assert_eq(text_utf8_len("\xf0\x9f\x98\x80", 4), 4); /* 😀 */
+	cr_assert_eq(text_utf8_len("\xc3\xa9", 1), 0);         /* cut short */
+	cr_assert_eq(text_utf8_len("\xc0\xaf", 2), 0);         /* overlong / */
+	cr_assert_eq(text_utf8_len("\xe0\x80\xaf", 3), 0);     /* overlong */
+	cr_assert_eq(text_utf8_len("\xed\xa0\x80", 3), 0);     /* surrogate */
+	cr_assert_eq(text_utf8_len("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+	cr_assert_eq(text_utf8_len("\xff", 1), 0);
+	cr_assert_eq(text_utf8_len("\x80", 1), 0);
+	cr_assert_eq(text_utf8_len("", 0), 0);
+}
+
+Test(text, utf8_strings)
+{
+	const char *ok =
+	    "caf\xc3\xa9/\xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80.jpg";
+
+	cr_assert(text_utf8_valid(ok, strlen(ok)));
+	cr_assert(text_utf8_valid("", 0));
+	cr_assert(!text_utf8_valid("bad\xff\xfename.jpg", 14));
+	cr_assert(!text_utf8_valid("end\xe4\xb8", 5));
+}
+
+Test(text, fnv1a_hash)
+{
+	/* published FNV-1a 32-bit values */
+	cr_assert_eq(text_hash("", 0), 0x811c9dc5u);
+	cr_assert_eq(text_hash("a", 1), 0xe40c292cu);
+	cr_assert_eq(text_hash("foobar", 6), 0xbf9cf968u);
+}
