@@ -11,13 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "aws.h"
 #include "config.h"
+#include "control.h"
 #include "creds.h"
 #include "dynamo.h"
 #include "http.h"
@@ -31,6 +36,26 @@
 
 #define DRAIN_MS 10000 /* how long SIGTERM waits for running uploads */
 #define RETRY_WARN_MS 10000
+#define STATUS_MS 5000 /* how often systemd's STATUS= line is refreshed */
+
+#ifndef HAVE_SYSTEMD
+/* Without libsystemd there is no service manager to tell. */
+static int
+sd_notify(int unset_environment, const char *state)
+{
+	(void)unset_environment;
+	(void)state;
+	return 0;
+}
+
+static int
+sd_watchdog_enabled(int unset_environment, uint64_t *usec)
+{
+	(void)unset_environment;
+	(void)usec;
+	return 0;
+}
+#endif
 
 struct daemon {
 	char *config_path;
@@ -47,6 +72,10 @@ struct daemon {
 	struct summary *summary;
 	struct sync *sync;
 	struct watcher *watcher;
+	struct control *control;
+	struct loop_timer *notify_timer;
+	uint64_t watchdog_ms;
+	uint64_t last_status_ms;
 	int sigfd;
 	int stop;
 	uint64_t last_retry_warn;
@@ -77,6 +106,8 @@ on_retry(const struct err *e, enum retry_class c, uint64_t delay_ms, void *arg)
 	struct daemon *d = arg;
 	uint64_t now = loop_now_ms();
 
+	if (d->sync != NULL)
+		sync_note_error(d->sync, e->message);
 	if (now - d->last_retry_warn >= RETRY_WARN_MS ||
 	    d->last_retry_warn == 0) {
 		d->last_retry_warn = now;
@@ -162,6 +193,70 @@ check_root(struct daemon *d, struct err *e)
 	return 0;
 }
 
+/* systemd: STATUS= now and then, and the watchdog's pings. */
+static void
+on_notify(void *arg)
+{
+	struct daemon *d = arg;
+	struct sync_stats st;
+	uint64_t now = loop_now_ms();
+	char line[200];
+
+	if (now - d->last_status_ms >= STATUS_MS) {
+		d->last_status_ms = now;
+		sync_get_stats(d->sync, &st);
+		snprintf(line, sizeof(line),
+		         "STATUS=%s: %" PRIu64 " queued, %" PRIu64
+		         " in flight, %" PRIu64 " synced, %" PRIu64 " failed",
+		         sync_paused(d->sync) ? "paused" : "running", st.queued,
+		         st.running, st.uploaded + st.renamed + st.deleted,
+		         st.failed);
+		sd_notify(0, line);
+	}
+	if (d->watchdog_ms > 0)
+		sd_notify(0, "WATCHDOG=1");
+	loop_timer_set(d->notify_timer,
+	               d->watchdog_ms > 0 && d->watchdog_ms < STATUS_MS
+	                   ? (int64_t)d->watchdog_ms
+	                   : STATUS_MS);
+}
+
+/* The control socket, and systemd's notifications. */
+static int
+control_setup(struct daemon *d, struct err *e)
+{
+	struct control_deps cd;
+	uint64_t usec = 0;
+
+	memset(&cd, 0, sizeof(cd));
+	cd.loop = d->loop;
+	cd.sync = d->sync;
+	cd.state = d->state;
+	cd.ddb = d->ddb;
+	cd.s3c = d->s3c;
+	cd.ddbc = d->ddbc;
+	d->control = control_new(d->cfg, &cd, e);
+	if (d->control == NULL)
+		return -1;
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		d->watchdog_ms = usec / 2000; /* ping at half the interval */
+	d->notify_timer = loop_timer_new(d->loop, on_notify, d, e);
+	return d->notify_timer == NULL ? -1 : 0;
+}
+
+/* More descriptors than the default 1024: hundreds of control clients and
+ * the uploads' connections at once. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int
 daemon_setup(struct daemon *d, struct err *e)
 {
@@ -240,14 +335,17 @@ daemon_setup(struct daemon *d, struct err *e)
 	if (d->watcher == NULL)
 		return -1;
 	sync_set_watcher(d->sync, d->watcher);
-	return 0;
+	return d->once ? 0 : control_setup(d, e);
 }
 
 static void
 daemon_teardown(struct daemon *d)
 {
-	/* The clients first: their cancellations end every running
-	 * operation, whose callbacks still find the engine. */
+	/* The control socket first: its waiting requests are answered and
+	 * left to their callbacks. Then the clients: their cancellations end
+	 * every running operation, whose callbacks still find the engine. */
+	control_free(d->control);
+	loop_timer_free(d->notify_timer);
 	aws_client_free(d->s3c);
 	aws_client_free(d->ddbc);
 	summary_free(d->summary);
@@ -280,6 +378,8 @@ daemon_reload(struct daemon *d)
 	}
 	log_set_level(nc->log.level);
 	sync_reconfigure(d->sync, nc);
+	if (d->control != NULL)
+		control_reconfigure(d->control, nc);
 	if (d->summary != NULL)
 		summary_set_interval(d->summary,
 		                     (unsigned)nc->summary.interval_ms);
@@ -298,7 +398,9 @@ on_signal(int fd, uint32_t events, void *arg)
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
+			sd_notify(0, "RELOADING=1");
 			daemon_reload(d);
+			sd_notify(0, "READY=1");
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -306,6 +408,7 @@ on_signal(int fd, uint32_t events, void *arg)
 				log_info("stopping: finishing running uploads "
 				         "(at most %d s)",
 				         DRAIN_MS / 1000);
+			sd_notify(0, "STOPPING=1");
 			d->stop = 1;
 			sync_stop(d->sync);
 			break;
@@ -371,6 +474,11 @@ daemon_run(struct daemon *d, struct err *e)
 		return -1;
 	if (d->summary != NULL)
 		summary_touch(d->summary);
+	if (!d->once) {
+		/* The socket listens and the initial scan is queued. */
+		sd_notify(0, "READY=1");
+		on_notify(d);
+	}
 	for (;;) {
 		if (loop_run_once(d->loop, 200, e) == -1)
 			return -1;
@@ -451,6 +559,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.cfg->log.level, isatty(STDERR_FILENO));
+	raise_nofile();
 	if (daemon_setup(&d, &e) == -1 || signals_setup(&d, &e) == -1 ||
 	    daemon_run(&d, &e) == -1) {
 		if (e.kind != ERR_NONE)

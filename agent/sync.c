@@ -46,6 +46,13 @@ enum run_phase {
 
 struct job;
 
+/* A control-socket request waiting for a job's operation. */
+struct sync_waiter {
+	sync_done_cb cb;
+	void *arg;
+	char *trash;
+};
+
 /* What one running operation needs; freed when it ends. */
 struct run {
 	enum run_phase phase;
@@ -63,6 +70,7 @@ struct run {
 	int have_old;
 	int64_t intent;
 	struct job *next_hashing;
+	struct sync_waiter *api; /* a delete asked by the control socket */
 };
 
 struct job {
@@ -80,6 +88,7 @@ struct job {
 	struct job *holder; /* JOB_HELD: the rename holding it */
 	int64_t *replay;    /* intents from before a crash this job finishes */
 	size_t nreplay;
+	struct sync_waiter *del; /* a delete asked by the control socket */
 	struct run *run;
 };
 
@@ -119,8 +128,10 @@ struct sync {
 	struct loop_timer *rescan_timer;
 	int rescan_pending;
 	int stopping;
+	int paused;
 	int root_gone;
 	struct sync_stats stats;
+	char last_error[1024];
 };
 
 static void sync_pump(struct sync *s);
@@ -129,26 +140,9 @@ static void job_converge(struct job *j);
 static void job_rename(struct job *j);
 static void job_delete_remote(struct job *j);
 static void job_upload(struct job *j);
+static void job_gone(struct job *j);
 
 /* --- small helpers ------------------------------------------------------ */
-
-static void
-iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
-{
-	struct tm tm;
-	size_t n;
-	long frac = ts->tv_nsec;
-	int d;
-
-	gmtime_r(&ts->tv_sec, &tm);
-	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
-	for (d = 9; d > digits; d--)
-		frac /= 10;
-	if (digits > 0)
-		snprintf(out + n, outlen - n, ".%0*ldZ", digits, frac);
-	else
-		snprintf(out + n, outlen - n, "Z");
-}
 
 static void
 now_iso_ms(char *out, size_t outlen)
@@ -156,7 +150,7 @@ now_iso_ms(char *out, size_t outlen)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	iso_time(&ts, 3, out, outlen);
+	text_iso_time(&ts, 3, out, outlen);
 }
 
 static void
@@ -191,6 +185,20 @@ base_name(const char *path)
 	const char *slash = strrchr(path, '/');
 
 	return slash != NULL ? slash + 1 : path;
+}
+
+/* Answers a waiting control request, once, and frees the waiter. */
+static void
+waiter_answer(struct sync_waiter **wp, int status, const char *message)
+{
+	struct sync_waiter *w = *wp;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	w->cb(status, message, w->arg);
+	free(w->trash);
+	free(w);
 }
 
 /* Whether a path is one the mirror should hold. */
@@ -307,6 +315,7 @@ job_free(struct job *j)
 	while (*pp != j)
 		pp = &(*pp)->hnext;
 	*pp = j->hnext;
+	waiter_answer(&j->del, -2, "imgsyncd is stopping");
 	free(j->rename_from);
 	free(j->replay);
 	free(j->path);
@@ -393,6 +402,7 @@ run_free(struct run *r)
 {
 	if (r == NULL)
 		return;
+	waiter_answer(&r->api, -2, "imgsyncd is stopping");
 	if (r->fd != -1)
 		close(r->fd);
 	imagemeta_hash_free(r->hash);
@@ -449,6 +459,28 @@ job_keep_intent(struct job *j, int64_t id)
 	j->force_delete = 1;
 }
 
+static int sync_trash(struct sync *s, const char *path, const char *trash,
+                      char *msg, size_t msglen);
+
+/* The remote copies of a control-socket delete are gone (ok) or it was
+ * cancelled: the local file goes to the trash, and the caller is told. */
+static void
+job_answer_delete(struct job *j, int ok)
+{
+	char msg[600];
+
+	if (!ok) {
+		waiter_answer(&j->run->api, -2, "imgsyncd is stopping");
+		return;
+	}
+	if (sync_trash(j->sync, j->path, j->run->api->trash, msg,
+	               sizeof(msg)) == -1) {
+		waiter_answer(&j->run->api, -1, msg);
+		return;
+	}
+	waiter_answer(&j->run->api, 0, msg);
+}
+
 /*
  * Ends the running operation. ok: the remote side is consistent with what
  * it did, and its intents are cleared. Else it was cancelled, or must run
@@ -463,6 +495,8 @@ job_finish(struct job *j, int ok)
 	size_t i;
 
 	if (j->run != NULL) {
+		if (j->run->api != NULL)
+			job_answer_delete(j, ok);
 		if (ok)
 			sync_intent_done(s, j->run->intent);
 		else if (j->again)
@@ -489,6 +523,47 @@ job_finish(struct job *j, int ok)
 	sync_pump(s);
 }
 
+/* Sorts a failure's reason into a counter class by the error codes and
+ * phrases the steps below put in it. */
+static enum sync_fail_class
+fail_class(const char *reason)
+{
+	static const struct {
+		const char *needle;
+		enum sync_fail_class c;
+	} map[] = {
+	    {"AccessDenied", SYNC_FAIL_ACCESS},
+	    {"Forbidden", SYNC_FAIL_ACCESS},
+	    {"SignatureDoesNotMatch", SYNC_FAIL_ACCESS},
+	    {"InvalidAccessKeyId", SYNC_FAIL_ACCESS},
+	    {"UnrecognizedClient", SYNC_FAIL_ACCESS},
+	    {"NoSuchBucket", SYNC_FAIL_MISSING},
+	    {"ResourceNotFound", SYNC_FAIL_MISSING},
+	    {"cannot open", SYNC_FAIL_UNREADABLE},
+	    {"read:", SYNC_FAIL_UNREADABLE},
+	    {"fstat", SYNC_FAIL_UNREADABLE},
+	    {"UTF-8", SYNC_FAIL_NAME},
+	    {"key would be longer", SYNC_FAIL_NAME},
+	    {"state", SYNC_FAIL_STATE},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strstr(reason, map[i].needle) != NULL)
+			return map[i].c;
+	return SYNC_FAIL_OTHER;
+}
+
+const char *
+sync_fail_class_name(enum sync_fail_class c)
+{
+	static const char *const names[] = {"access_denied", "no_such_target",
+	                                    "unreadable",    "bad_name",
+	                                    "state_db",      "other"};
+
+	return (unsigned)c < SYNC_FAIL_NCLASSES ? names[c] : "other";
+}
+
 /* A permanent failure: recorded with its reason, retried after a rescan. */
 static void job_fail(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -505,10 +580,14 @@ job_fail(struct job *j, const char *fmt, ...)
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	log_warnx("%s: %s", log_path(j->path, p, sizeof(p)), reason);
+	snprintf(s->last_error, sizeof(s->last_error), "%s: %s", p, reason);
+	if (j->run != NULL)
+		waiter_answer(&j->run->api, -1, reason);
 	err_clear(&e);
 	if (state_file_fail(s->state, j->path, j->path_len, reason, &e) == -1)
 		log_warnx("%s", e.message);
 	s->stats.failed++;
+	s->stats.fail_by[fail_class(reason)]++;
 	job_finish(j, 1);
 }
 
@@ -548,19 +627,33 @@ job_start(struct job *j)
 		return;
 	}
 	j->run->fd = -1;
-	if (j->rename_from != NULL)
+	if (j->rename_from != NULL) {
+		if (j->del != NULL)
+			j->again = 1; /* the delete runs after the rename */
 		job_rename(j);
-	else
+	} else if (j->del != NULL) {
+		j->run->api = j->del;
+		j->del = NULL;
+		j->force_delete = 1; /* the item may be one state never had */
+		job_gone(j);
+	} else {
 		job_converge(j);
+	}
 }
 
+/* While paused only control-socket deletes start (the queue is walked from
+ * its head each time: job_start may finish jobs and change it). */
 static void
 sync_pump(struct sync *s)
 {
 	struct job *j;
 
-	while (!s->stopping && s->running < s->concurrency &&
-	       (j = s->ready.head) != NULL) {
+	while (!s->stopping && s->running < s->concurrency) {
+		j = s->ready.head;
+		while (s->paused && j != NULL && j->del == NULL)
+			j = j->qnext;
+		if (j == NULL)
+			break;
 		queue_remove(&s->ready, j);
 		job_start(j);
 	}
@@ -933,7 +1026,7 @@ job_upload(struct job *j)
 		job_finish(j, 0);
 		return;
 	}
-	iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
+	text_iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
 	/* Same content, new mtime (touch): only the item changes. */
 	if (r->have_old && !r->old.failed && r->old.etag[0] != '\0' &&
 	    strcmp(r->old.sha256, r->sha256) == 0 &&
@@ -1201,7 +1294,7 @@ job_rename(struct job *j)
 		return;
 	}
 	snprintf(r->old_key, sizeof(r->old_key), "%s", r->old.key);
-	iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
+	text_iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
 	memset(&in, 0, sizeof(in));
 	in.op = STATE_OP_RENAME;
 	in.path = j->path;
@@ -1678,4 +1771,272 @@ sync_get_stats(const struct sync *s, struct sync_stats *st)
 	*st = s->stats;
 	st->queued = s->settling.n + s->ready.n;
 	st->running = s->running;
+}
+
+/* --- requests from the control socket ---------------------------------- */
+
+void
+sync_pause(struct sync *s)
+{
+	s->paused = 1;
+}
+
+void
+sync_resume(struct sync *s)
+{
+	s->paused = 0;
+	sync_pump(s);
+}
+
+int
+sync_paused(const struct sync *s)
+{
+	return s->paused;
+}
+
+int
+sync_stopping(const struct sync *s)
+{
+	return s->stopping;
+}
+
+int
+sync_rescanning(const struct sync *s)
+{
+	return s->rescan_pending;
+}
+
+const char *
+sync_last_error(const struct sync *s)
+{
+	return s->last_error;
+}
+
+void
+sync_note_error(struct sync *s, const char *message)
+{
+	snprintf(s->last_error, sizeof(s->last_error), "%s", message);
+}
+
+int
+sync_path_wanted(const struct sync *s, const char *path)
+{
+	return sync_wanted(s, path);
+}
+
+/* Opens path's directory under the root, following no symlink; *base
+ * points at the last component. -1 with errno (ELOOP, EXDEV: a symlink or
+ * out of the root). */
+static int
+sync_open_parent(const struct sync *s, const char *path, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	struct open_how how;
+	char *dir;
+	int fd, saved;
+
+	*base = slash != NULL ? slash + 1 : path;
+	if (slash == NULL)
+		return fcntl(s->rootfd, F_DUPFD_CLOEXEC, 0);
+	dir = strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -1;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	how.resolve =
+	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, s->rootfd, dir, &how, sizeof(how));
+	saved = errno;
+	free(dir);
+	errno = saved;
+	return fd;
+}
+
+enum sync_path_kind
+sync_path_kind(const struct sync *s, const char *path)
+{
+	const char *base;
+	struct stat st;
+	int dfd, rc;
+
+	dfd = sync_open_parent(s, path, &base);
+	if (dfd == -1)
+		return errno == ENOENT || errno == ENOTDIR ? SYNC_PATH_MISSING
+		                                           : SYNC_PATH_OUTSIDE;
+	rc = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	if (rc == -1)
+		return SYNC_PATH_MISSING;
+	if (S_ISLNK(st.st_mode))
+		return SYNC_PATH_OUTSIDE;
+	return S_ISREG(st.st_mode) ? SYNC_PATH_FILE : SYNC_PATH_OTHER;
+}
+
+int
+sync_upload(struct sync *s, const char *path, struct err *e)
+{
+	if (s->stopping) {
+		err_set(e, ERR_INVALID, "imgsyncd is stopping");
+		return -1;
+	}
+	if (sync_mark(s, path, 0) == NULL) {
+		err_set(e, ERR_SYS, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+struct sync_retry {
+	struct sync *s;
+	long n;
+};
+
+static int
+sync_mark_failed(const struct state_file *f, void *arg)
+{
+	struct sync_retry *r = arg;
+
+	if (sync_mark(r->s, f->path, 0) != NULL)
+		r->n++;
+	return 0;
+}
+
+long
+sync_retry_failed(struct sync *s, struct err *e)
+{
+	struct sync_retry r = {s, 0};
+
+	if (state_failed_each(s->state, sync_mark_failed, &r, e) == -1)
+		return -1;
+	return r.n;
+}
+
+int
+sync_delete(struct sync *s, const char *path, const char *trash,
+            sync_done_cb cb, void *arg, struct err *e)
+{
+	struct sync_waiter *w;
+	struct job *j;
+
+	if (s->stopping) {
+		err_set(e, ERR_INVALID, "imgsyncd is stopping");
+		return -1;
+	}
+	j = sync_mark(s, path, 0);
+	if (j == NULL || j->del != NULL) {
+		err_set(e, ERR_INVALID,
+		        j == NULL ? "out of memory"
+		                  : "a delete of this file is already running");
+		return -1;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL || (w->trash = strdup(trash)) == NULL) {
+		free(w);
+		err_set(e, ERR_SYS, "out of memory");
+		return -1;
+	}
+	w->cb = cb;
+	w->arg = arg;
+	j->del = w;
+	if (j->st == JOB_SETTLING)
+		job_settle(j, 0);
+	return 0;
+}
+
+/* Creates trash/dir-of-path with every missing parent. */
+static int
+trash_mkdirs(char *dst)
+{
+	char *p;
+
+	for (p = dst + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(dst, 0700) == -1 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* The trash is on another file system: copy, then unlink. */
+static int
+trash_copy(int dfd, const char *base, const char *dst)
+{
+	char chunk[65536];
+	ssize_t n = 0;
+	int in, out, rc = -1, saved;
+
+	in = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in == -1)
+		return -1;
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out == -1) {
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, chunk, sizeof(chunk))) > 0)
+		if (write(out, chunk, (size_t)n) != n)
+			break;
+	if (n == 0 && fsync(out) == 0 && unlinkat(dfd, base, 0) == 0)
+		rc = 0;
+	saved = errno;
+	close(in);
+	if (close(out) == -1 && rc == 0) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc == -1)
+		unlink(dst);
+	errno = saved;
+	return rc;
+}
+
+/* Moves the local file (if it is still there) to trash/path, or
+ * trash/path.N when that is taken; msg says where, or why not. */
+static int
+sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
+           size_t msglen)
+{
+	const char *base;
+	struct buf dst;
+	struct stat st;
+	int dfd, n, rc = -1;
+
+	snprintf(msg, msglen, "no local file");
+	dfd = sync_open_parent(s, path, &base);
+	if (dfd == -1)
+		return 0;
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode)) {
+		close(dfd);
+		return 0;
+	}
+	buf_init(&dst, 0);
+	for (n = 0; n < 1000; n++) {
+		buf_reset(&dst);
+		if (buf_printf(&dst, "%s/%s", trash, path) == -1 ||
+		    (n > 0 && buf_printf(&dst, ".%d", n) == -1) ||
+		    trash_mkdirs(dst.data) == -1)
+			break;
+		if (renameat2(dfd, base, AT_FDCWD, dst.data,
+		              RENAME_NOREPLACE) == 0 ||
+		    (errno == EXDEV && trash_copy(dfd, base, dst.data) == 0)) {
+			rc = 0;
+			break;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	if (rc == 0)
+		snprintf(msg, msglen, "moved to %s", dst.data);
+	else
+		snprintf(msg, msglen,
+		         "deleted remotely, but the local file could not be "
+		         "moved to the trash %s: %s",
+		         trash, strerror(errno));
+	buf_cleanup(&dst);
+	close(dfd);
+	return rc;
 }

@@ -32,6 +32,17 @@ struct sync_deps {
 	const char *hostname;
 };
 
+/* Why files failed for good, for the failure counters. */
+enum sync_fail_class {
+	SYNC_FAIL_ACCESS,     /* AccessDenied and other refusals */
+	SYNC_FAIL_MISSING,    /* no such bucket or table */
+	SYNC_FAIL_UNREADABLE, /* the local file cannot be read */
+	SYNC_FAIL_NAME,       /* the name cannot be a key */
+	SYNC_FAIL_STATE,      /* the state database */
+	SYNC_FAIL_OTHER,
+	SYNC_FAIL_NCLASSES
+};
+
 struct sync_stats {
 	uint64_t queued;   /* dirty paths waiting (settling or ready) */
 	uint64_t running;  /* operations in flight */
@@ -42,7 +53,20 @@ struct sync_stats {
 	uint64_t failed; /* permanent failures since start */
 	uint64_t bytes;  /* uploaded */
 	uint64_t rescans;
+	uint64_t fail_by[SYNC_FAIL_NCLASSES];
 };
+
+/* How a path given by the control socket resolves under the root. */
+enum sync_path_kind {
+	SYNC_PATH_FILE,    /* a regular file */
+	SYNC_PATH_MISSING, /* nothing there */
+	SYNC_PATH_OUTSIDE, /* through a symlink, or out of the root */
+	SYNC_PATH_OTHER,   /* a directory, device, ... */
+};
+
+/* status: 0 done, -1 failed (message says why), -2 cancelled (shutdown).
+ * message is borrowed for the call. */
+typedef void (*sync_done_cb)(int status, const char *message, void *arg);
 
 /* cfg is copied for what the engine needs; see sync_reconfigure. */
 struct sync *sync_new(const struct config *cfg, const struct sync_deps *deps,
@@ -69,6 +93,39 @@ void sync_stop(struct sync *s);
 /* Nothing dirty, nothing running, no rescan pending. */
 int sync_idle(const struct sync *s);
 void sync_get_stats(const struct sync *s, struct sync_stats *st);
+/* Paused: nothing new starts except deletes asked by the control socket;
+ * running operations finish, events still queue. */
+void sync_pause(struct sync *s);
+void sync_resume(struct sync *s);
+int sync_paused(const struct sync *s);
+int sync_stopping(const struct sync *s);
+int sync_rescanning(const struct sync *s);
+
+/* The last error met, permanent or retried ("" when none). */
+const char *sync_last_error(const struct sync *s);
+void sync_note_error(struct sync *s, const char *message);
+
+const char *sync_fail_class_name(enum sync_fail_class c);
+
+/* Where path (relative to the root, never followed through a symlink)
+ * leads. */
+enum sync_path_kind sync_path_kind(const struct sync *s, const char *path);
+/* Whether include/exclude select path. */
+int sync_path_wanted(const struct sync *s, const char *path);
+
+/* Converges path now (no settle delay). */
+int sync_upload(struct sync *s, const char *path, struct err *e);
+/* Marks every failed file dirty; returns how many. */
+long sync_retry_failed(struct sync *s, struct err *e);
+/*
+ * Deletes path's item, then its object (whether or not the state database
+ * knows them), then moves the local file, if any, into the folder trash
+ * (absolute; created if missing). cb fires exactly once, also on shutdown.
+ * Runs even while paused.
+ */
+int sync_delete(struct sync *s, const char *path, const char *trash,
+                sync_done_cb cb, void *arg, struct err *e);
+
 /* The watch root disappeared: the loop was stopped and the daemon exits. */
 int sync_root_gone(const struct sync *s);
 

@@ -59,7 +59,32 @@ struct aws_call {
 	int waiting_creds;
 	struct http_xfer *xfer;
 	struct loop_timer *timer;
+	uint64_t sent_us; /* when the attempt left */
 };
+
+const unsigned aws_latency_bounds_ms[AWS_LATENCY_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+aws_note_latency(struct aws_client *c, uint64_t sent_us)
+{
+	uint64_t us = now_us() - sent_us;
+	unsigned i = 0;
+
+	while (i < AWS_LATENCY_BUCKETS && us > aws_latency_bounds_ms[i] * 1000u)
+		i++;
+	c->stats.latency[i]++;
+	c->stats.latency_sum_us += us;
+}
 
 static void aws_attempt(struct aws_call *call);
 
@@ -477,6 +502,7 @@ aws_sign_and_send(struct aws_call *call, const struct creds *cr, struct err *e)
 	if (call->xfer == NULL)
 		goto done;
 	c->stats.requests++;
+	call->sent_us = now_us();
 	rc = 0;
 done:
 	free(hh);
@@ -580,6 +606,8 @@ aws_on_http(struct http_response *resp, const struct err *he, void *arg)
 	struct err e;
 
 	call->xfer = NULL;
+	if (resp != NULL)
+		aws_note_latency(call->client, call->sent_us);
 	if (he != NULL) {
 		e = *he;
 		if (he->kind != ERR_CANCEL && aws_maybe_retry(call, NULL, &e))

@@ -44,11 +44,21 @@ struct aws_client_opts {
 	void *on_retry_arg;
 };
 
+/* Upper bounds, in milliseconds, of the latency histogram's buckets (the
+ * last bucket, +Inf, is implied). */
+#define AWS_LATENCY_BUCKETS 11
+extern const unsigned aws_latency_bounds_ms[AWS_LATENCY_BUCKETS];
+
 struct aws_stats {
 	uint64_t requests; /* attempts sent */
 	uint64_t retries;
 	uint64_t throttled;
 	uint64_t skew_fixes;
+	/* Attempts that got an answer (any status), by latency: counts per
+	 * bucket (not cumulative; [AWS_LATENCY_BUCKETS] is over the last
+	 * bound), and their sum. */
+	uint64_t latency[AWS_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_us;
 };
 
 struct aws_request {

@@ -105,6 +105,7 @@ enum stmt_id {
 	ST_FILE_RENAME,
 	ST_DIR_RENAME,
 	ST_FILES_ALL,
+	ST_FILES_AFTER,
 	ST_FILES_UNDER,
 	ST_FAILED_ALL,
 	ST_COUNT,
@@ -142,6 +143,8 @@ static const char *const stmt_sql[ST_MAX] = {
                       "key = ?4 || CAST(substr(path, ?5) AS TEXT) "
                       "WHERE path >= ?1 AND path < ?2",
     [ST_FILES_ALL] = "SELECT " FILE_COLS " FROM files ORDER BY path",
+    [ST_FILES_AFTER] = "SELECT " FILE_COLS " FROM files WHERE path > ?1 "
+                       "ORDER BY path",
     /* One range scan from prefix to prefix + "0"; siblings such as
      * "a/b.jpg" for the prefix "a/b" fall inside it and are filtered. */
     [ST_FILES_UNDER] = "SELECT " FILE_COLS " FROM files WHERE path >= ?1 "
@@ -1101,6 +1104,25 @@ state_files_each(struct state *s, state_file_cb cb, void *arg, struct err *e)
 	if ((st = stmt_get(s, ST_FILES_ALL, e)) == NULL)
 		return -1;
 	return walk_files(s, ST_FILES_ALL, st, cb, arg, e);
+}
+
+int
+state_files_after(struct state *s, const char *start, size_t len,
+                  state_file_cb cb, void *arg, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (start == NULL)
+		return state_files_each(s, cb, arg, e);
+	if ((st = stmt_get(s, ST_FILES_AFTER, e)) == NULL)
+		return -1;
+	if ((rc = bind_blob(st, 1, start, len)) != SQLITE_OK) {
+		state_dberr(s, rc, e);
+		stmt_put(s, ST_FILES_AFTER, st);
+		return -1;
+	}
+	return walk_files(s, ST_FILES_AFTER, st, cb, arg, e);
 }
 
 int

@@ -119,6 +119,9 @@ int state_dir_rename(struct state *s, const char *oldp, size_t oldlen,
 typedef int (*state_file_cb)(const struct state_file *f, void *arg);
 int state_files_each(struct state *s, state_file_cb cb, void *arg,
                      struct err *e);
+/* Rows whose path sorts after start (bytewise); start NULL: every row. */
+int state_files_after(struct state *s, const char *start, size_t len,
+                      state_file_cb cb, void *arg, struct err *e);
 /* Rows whose path is prefix or starts with prefix + "/", taken as bytes (no
  * wildcards); trailing slashes of prefix are ignored. An empty prefix is
  * the watch root: every row. */

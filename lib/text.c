@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <stdio.h>
+
 size_t
 text_utf8_len(const char *s, size_t n)
 {
@@ -56,4 +58,22 @@ text_hash(const void *p, size_t n)
 		h *= 16777619u;
 	}
 	return h;
+}
+
+void
+text_iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
+{
+	struct tm tm;
+	size_t n;
+	long frac = ts->tv_nsec;
+	int d;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+	for (d = 9; d > digits; d--)
+		frac /= 10;
+	if (digits > 0)
+		snprintf(out + n, outlen - n, ".%0*ldZ", digits, frac);
+	else
+		snprintf(out + n, outlen - n, "Z");
 }

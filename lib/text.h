@@ -8,12 +8,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Length of the well-formed UTF-8 sequence at p (at most n bytes; no
  * overlong forms, surrogates or code points past U+10FFFF), or 0. */
 size_t text_utf8_len(const char *p, size_t n);
 /* Whether all n bytes at p are well-formed UTF-8. */
 int text_utf8_valid(const char *p, size_t n);
+/* ts as ISO-8601 UTC with digits (0..9) fractional digits:
+ * "2026-11-21T10:00:00.123Z". */
+void text_iso_time(const struct timespec *ts, int digits, char *out,
+                   size_t outlen);
 /* 32-bit FNV-1a of n bytes. */
 uint32_t text_hash(const void *p, size_t n);
 

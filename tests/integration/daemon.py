@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import signal
 import sqlite3
 import subprocess
@@ -84,10 +85,22 @@ log: {{ level = "{v['level']}"; }};
         env["AWS_EC2_METADATA_DISABLED"] = "true"
         return env
 
-    def start(self, *args: str) -> "Daemon":
+    def start(self, *args: str, user: str | None = None) -> "Daemon":
+        """Runs imgsyncd; as `user` (its folders handed over to it) when
+        given, which needs root and setpriv."""
+        cmd = [str(BIN / "imgsyncd"), "-c", str(self.conf), *args]
+        if user is not None:
+            pw = pwd.getpwnam(user)
+            for dirpath, dirs, files in os.walk(self.dir):
+                for n in dirs + files:
+                    os.lchown(os.path.join(dirpath, n), pw.pw_uid, pw.pw_gid)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.dir, 0o755)
+            cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+                   "--clear-groups", *cmd]
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(BIN / "imgsyncd"), "-c", str(self.conf), *args],
-                                     stdout=self.logf, stderr=subprocess.STDOUT, env=self.env())
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env())
         return self
 
     def once(self, timeout: float = 300) -> subprocess.CompletedProcess:

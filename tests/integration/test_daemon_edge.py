@@ -127,16 +127,7 @@ class Edge(unittest.TestCase):
         os.chmod(secret, 0)
         (d.root / "fine.jpg").write_bytes(make("x.jpg", 2, 2, b"fine")[0])
         # run the daemon as nobody, so mode 000 means something
-        for dirpath, dirs, files in os.walk(d.dir):
-            for n in dirs + files:
-                os.chown(os.path.join(dirpath, n), nobody.pw_uid, nobody.pw_gid)
-        os.chown(d.dir, nobody.pw_uid, nobody.pw_gid)
-        os.chmod(d.dir, 0o755)
-        d.logf = open(d.log_path, "ab")
-        d.proc = subprocess.Popen(
-            [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
-             str(BIN / "imgsyncd"), "-c", str(d.conf)],
-            stdout=d.logf, stderr=subprocess.STDOUT, env=d.env())
+        d.start(user="nobody")
         wait_until(lambda: "fine.jpg" in d.remote_items(), 60, what="fine.jpg")
         wait_until(lambda: d.failed_rows(), 30, what="the unreadable file reported")
         self.assertIn("Permission denied", d.failed_rows()[b"secret.jpg"])
