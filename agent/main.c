@@ -21,6 +21,7 @@
 #endif
 
 #include "aws.h"
+#include "checkremote.h"
 #include "config.h"
 #include "control.h"
 #include "creds.h"
@@ -37,6 +38,11 @@
 #define DRAIN_MS 10000 /* how long SIGTERM waits for running uploads */
 #define RETRY_WARN_MS 10000
 #define STATUS_MS 5000 /* how often systemd's STATUS= line is refreshed */
+/* --check-remote gives up fast: the probes are tiny. */
+#define CHECK_MAX_ATTEMPTS 3
+#define CHECK_MAX_RETRY_MS 1000
+#define CHECK_CONNECT_TIMEOUT_MS 5000
+#define CHECK_TIMEOUT_MS 10000
 
 #ifndef HAVE_SYSTEMD
 /* Without libsystemd there is no service manager to tell. */
@@ -61,6 +67,7 @@ struct daemon {
 	char *config_path;
 	struct config *cfg;
 	int once;
+	int check_remote;
 	struct loop *loop;
 	struct http *http;
 	struct creds_provider *creds;
@@ -85,18 +92,23 @@ struct daemon {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: imgsyncd [-c FILE] [-f] [-t] [--once] [-v] [-h]\n"
-	        "  -c, --config FILE  configuration (default %s)\n"
-	        "  -f, --foreground   run in the foreground (always; for "
-	        "systemd)\n"
-	        "  -t, --test         check the configuration and exit\n"
-	        "      --once         converge the mirror once, then exit\n"
-	        "  -v, --version      print the version\n"
-	        "  -h, --help         this text\n"
-	        "Signals: SIGTERM/SIGINT stop after running uploads finish, "
-	        "SIGHUP reloads.\n",
-	        CONFIG_DEFAULT_PATH);
+	fprintf(
+	    f,
+	    "usage: imgsyncd [-c FILE] [-f] [-t] [--once] [--check-remote] "
+	    "[-v] [-h]\n"
+	    "  -c, --config FILE  configuration (default %s)\n"
+	    "  -f, --foreground   run in the foreground (always; for "
+	    "systemd)\n"
+	    "  -t, --test         check the configuration and exit\n"
+	    "      --once         converge the mirror once, then exit\n"
+	    "      --check-remote probe the credentials and every permission "
+	    "the daemon\n"
+	    "                     needs, name what is missing, then exit\n"
+	    "  -v, --version      print the version\n"
+	    "  -h, --help         this text\n"
+	    "Signals: SIGTERM/SIGINT stop after running uploads finish, "
+	    "SIGHUP reloads.\n",
+	    CONFIG_DEFAULT_PATH);
 }
 
 /* Transient errors retry forever; say so now and then, not per request. */
@@ -136,8 +148,12 @@ client_new(struct daemon *d, const char *service, const char *region,
 	o.mode = strcmp(service, "s3") == 0 ? SIGV4_S3 : SIGV4_GENERIC;
 	o.parse_error =
 	    strcmp(service, "s3") == 0 ? s3_parse_error : dynamo_parse_error;
-	o.max_attempts = 0;
-	o.retry.max_ms = (uint64_t)d->cfg->sync.max_retry_delay_ms;
+	/* --check-remote gives up after a few attempts: a dead endpoint
+	 * fails in seconds, not after retrying forever. */
+	o.max_attempts = d->check_remote ? CHECK_MAX_ATTEMPTS : 0;
+	o.retry.max_ms = d->check_remote
+	                     ? CHECK_MAX_RETRY_MS
+	                     : (uint64_t)d->cfg->sync.max_retry_delay_ms;
 	o.on_retry = on_retry;
 	o.on_retry_arg = d;
 	return aws_client_new(d->loop, d->http, d->creds, &o, e);
@@ -257,15 +273,14 @@ raise_nofile(void)
 	}
 }
 
+/* The loop and the AWS clients: all --check-remote needs. */
 static int
-daemon_setup(struct daemon *d, struct err *e)
+clients_setup(struct daemon *d, struct err *e)
 {
 	const struct config *c = d->cfg;
 	struct creds_opts co;
 	struct http_opts ho;
 	struct s3_opts so;
-	struct sync_deps deps;
-	struct buf key;
 
 	if (gethostname(d->hostname, sizeof(d->hostname) - 1) == -1)
 		strcpy(d->hostname, "localhost");
@@ -274,6 +289,10 @@ daemon_setup(struct daemon *d, struct err *e)
 		return -1;
 	memset(&ho, 0, sizeof(ho));
 	ho.max_host_connections = c->sync.concurrency + 4;
+	if (d->check_remote) {
+		ho.connect_timeout_ms = CHECK_CONNECT_TIMEOUT_MS;
+		ho.timeout_ms = CHECK_TIMEOUT_MS;
+	}
 	d->http = http_new(d->loop, &ho, e);
 	if (d->http == NULL)
 		return -1;
@@ -302,7 +321,17 @@ daemon_setup(struct daemon *d, struct err *e)
 	so.part_size = (uint64_t)c->s3.part_size_mb << 20;
 	d->s3 = s3_new(d->s3c, &so, e);
 	d->ddb = d->s3 != NULL ? dynamo_new(d->loop, d->ddbc, e) : NULL;
-	if (d->ddb == NULL)
+	return d->ddb == NULL ? -1 : 0;
+}
+
+static int
+daemon_setup(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	struct sync_deps deps;
+	struct buf key;
+
+	if (clients_setup(d, e) == -1)
 		return -1;
 	if (state_dir(c->state.path, e) == -1)
 		return -1;
@@ -498,6 +527,26 @@ daemon_run(struct daemon *d, struct err *e)
 	return 0;
 }
 
+/* imgsyncd --check-remote: the daemon's clients, no state, no watcher. */
+static int
+check_remote(struct daemon *d, struct err *e)
+{
+	char source[300];
+	int rc;
+
+	if (clients_setup(d, e) == -1) {
+		fprintf(stderr, "imgsyncd: %s\n", e->message);
+		return e->kind == ERR_CONFIG ? EX_CONFIG : EX_OSERR;
+	}
+	snprintf(source, sizeof(source), "%s%s",
+	         d->cfg->sync.source[0] ? "" : "imgsync@",
+	         d->cfg->sync.source[0] ? d->cfg->sync.source : d->hostname);
+	rc = checkremote_run(d->cfg, d->loop, d->s3, d->ddb, source, stdout, e);
+	if (rc == -1)
+		fprintf(stderr, "imgsyncd: %s\n", e->message);
+	return checkremote_exit_code(rc, e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -506,6 +555,7 @@ main(int argc, char **argv)
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"test", no_argument, NULL, 't'},
 	    {"once", no_argument, NULL, 'o'},
+	    {"check-remote", no_argument, NULL, 'r'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -530,6 +580,9 @@ main(int argc, char **argv)
 			break;
 		case 'o':
 			d.once = 1;
+			break;
+		case 'r':
+			d.check_remote = 1;
 			break;
 		case 'v':
 			printf("imgsyncd %s\n", IMGSYNC_VERSION);
@@ -559,6 +612,11 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.cfg->log.level, isatty(STDERR_FILENO));
+	if (d.check_remote) {
+		rc = check_remote(&d, &e);
+		daemon_teardown(&d);
+		return rc;
+	}
 	raise_nofile();
 	if (daemon_setup(&d, &e) == -1 || signals_setup(&d, &e) == -1 ||
 	    daemon_run(&d, &e) == -1) {

@@ -49,6 +49,12 @@ dynamo_free(struct dynamo *d)
 	free(d);
 }
 
+struct aws_client *
+dynamo_client(const struct dynamo *d)
+{
+	return d->client;
+}
+
 static void
 dynamo_op_free(struct dynamo_op *op)
 {

@@ -48,6 +48,9 @@ int dynamo_scan(struct dynamo *d, const char *table, json_t *start_key,
 int dynamo_batch_write(struct dynamo *d, const char *table, json_t *requests,
                        dynamo_done_cb cb, void *arg, struct err *e);
 
+/* The client the calls go through (borrowed): for its skew and endpoint. */
+struct aws_client *dynamo_client(const struct dynamo *d);
+
 /* The aws_error_parser for DynamoDB: {"__type": "...#Code", "message"}. */
 int dynamo_parse_error(const struct http_response *resp, struct err *e);
 

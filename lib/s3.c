@@ -143,6 +143,12 @@ s3_bucket(const struct s3 *s)
 	return s->bucket;
 }
 
+struct aws_client *
+s3_client(const struct s3 *s)
+{
+	return s->client;
+}
+
 /* --- errors ------------------------------------------------------------ */
 
 static void
@@ -452,6 +458,31 @@ done:
 	if (rc == -1)
 		s3_op_free(op);
 	return rc;
+}
+
+int
+s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
+                   s3_done_cb cb, void *arg, struct err *e)
+{
+	struct aws_request req;
+	struct sigv4_kv q[1];
+	struct s3_op *op;
+	char hp[300];
+
+	op = s3_op_new(s, key, cb, arg, e);
+	if (op == NULL)
+		return -1;
+	q[0].name = "uploadId";
+	q[0].value = upload_id;
+	s3_req_init(s, &req, "DELETE", hp, sizeof(hp));
+	req.query = q;
+	req.nquery = 1;
+	req.max_response = 64 * 1024;
+	if (s3_send(op, &req, s3_on_simple, e) == -1) {
+		s3_op_free(op);
+		return -1;
+	}
+	return 0;
 }
 
 /* --- ListObjectsV2 ----------------------------------------------------- */

@@ -90,9 +90,17 @@ int s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 int s3_list_objects(struct s3 *s, const char *prefix, const char *token,
                     unsigned max_keys, s3_done_cb cb, void *arg, struct err *e);
 
+/* AbortMultipartUpload of one upload of key. An unknown upload_id fails
+ * with http_status 404 and code "NoSuchUpload" (after the permission check,
+ * which is what imgsyncd --check-remote relies on). */
+int s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
+                       s3_done_cb cb, void *arg, struct err *e);
+
 /* The aws_error_parser for S3: <Error><Code>..</Code>..</Error>. */
 int s3_parse_error(const struct http_response *resp, struct err *e);
 
 const char *s3_bucket(const struct s3 *s);
+/* The client the calls go through (borrowed): for its skew and endpoint. */
+struct aws_client *s3_client(const struct s3 *s);
 
 #endif
