@@ -571,7 +571,7 @@ getall_scan(struct ctl_conn *k)
 	if (k->start_key != NULL)
 		json_object_set(body, "ExclusiveStartKey", k->start_key);
 	if (k->req.prefix[0] != '\0')
-		json_object_update(
+		json_object_update_new(
 		    body,
 		    json_pack("{s:s,s:{s:s},s:{s:{s:s}}}", "FilterExpression",
 		              "begins_with(#f, :p)", "ExpressionAttributeNames",
@@ -801,11 +801,13 @@ control_dispatch(struct ctl_conn *k)
 			return conn_json(k, 200, doc);
 		}
 		if (k->req.start != NULL) {
-			k->start_key = json_pack("{s:{s:s%}}", "FileName", "S",
-			                         k->req.start, k->req.start_len);
+			k->start_key =
+			    json_pack("{s:{s:s%}}", "FileName", "S",
+			              k->req.start, k->req.start_len);
 			if (k->start_key == NULL) /* not UTF-8: not a key */
-				return conn_error(k, 400, "cursor is not one "
-				                          "this API gave");
+				return conn_error(k, 400,
+				                  "cursor is not one "
+				                  "this API gave");
 		}
 		k->images = json_array();
 		conn_suspend(k);

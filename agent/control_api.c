@@ -232,6 +232,10 @@ ctl_request_cleanup(struct ctl_request *r)
 
 /* --- the cursor: base64url of the last key ----------------------------- */
 
+/* The longest cursor ctl_cursor_encode makes (4 * CTL_NAME_MAX bytes,
+ * unpadded): decode takes every cursor encode gives. */
+#define CURSOR_MAX ((CTL_NAME_MAX * 4 * 4 + 2) / 3)
+
 char *
 ctl_cursor_encode(const char *key, size_t len)
 {
@@ -265,7 +269,7 @@ ctl_cursor_decode(const char *cursor, char **out, size_t *len)
 	int got;
 
 	*out = NULL;
-	if (n == 0 || n % 4 == 1 || n > CTL_NAME_MAX * 2)
+	if (n == 0 || n % 4 == 1 || n > CURSOR_MAX)
 		return -1;
 	pad = (4 - n % 4) % 4;
 	in = malloc(n + pad + 1);
@@ -279,8 +283,10 @@ ctl_cursor_decode(const char *cursor, char **out, size_t *len)
 			c = '+';
 		else if (c == '_')
 			c = '/';
-		else if (c == '+' || c == '/' || c == '=')
-			goto fail; /* not ours: we make base64url unpadded */
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		           (c >= '0' && c <= '9')))
+			goto fail; /* not ours: base64url, unpadded, no spaces
+			            * (OpenSSL's decoder would skip them) */
 		in[i] = c;
 	}
 	memset(in + n, '=', pad);
@@ -325,12 +331,16 @@ plain_value(const json_t *v)
 			n = strtoll(s, &end, 10);
 			if (*s != '\0' && *end == '\0' && errno == 0)
 				return json_integer(n);
-			return json_real(strtod(s, NULL));
+			out = json_real(strtod(s, NULL));
+			/* NaN, infinities: kept as the text they were */
+			return out != NULL ? out : json_incref(inner);
 		}
 		if (strcmp(type, "BOOL") == 0)
 			return json_boolean(json_is_true(inner));
-		if (strcmp(type, "M") == 0)
-			return ctl_item_plain(inner);
+		if (strcmp(type, "M") == 0) {
+			out = ctl_item_plain(inner);
+			return out != NULL ? out : json_null();
+		}
 		if (json_is_array(inner)) { /* L, SS, NS, BS */
 			out = json_array();
 			json_array_foreach(inner, i, x)
