@@ -7,7 +7,7 @@ IMGSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMGSYNC_DEBS="build-essential cmake pkg-config git curl ca-certificates
 libcurl4-openssl-dev libssl-dev libjansson-dev libconfig-dev libsqlite3-dev
 libmicrohttpd-dev libexpat1-dev libsystemd-dev libcriterion-dev
-clang-format cppcheck"
+clang-format cppcheck clang libclang-rt-14-dev"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
