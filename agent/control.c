@@ -515,6 +515,22 @@ dynamo_error_body(const char *what, const struct err *e)
 	return ctl_error_body(msg);
 }
 
+/* A DynamoDB callback's common cases: the request is gone (shutdown), or
+ * the call failed. 1 when k is answered (or freed). */
+static int
+dynamo_answered(struct ctl_conn *k, const struct err *e, const char *what)
+{
+	if (k->c == NULL || k->done) {
+		conn_answer(k, 0, NULL);
+		return 1;
+	}
+	if (e == NULL)
+		return 0;
+	conn_answer(k, e->kind == ERR_CANCEL ? 503 : 500,
+	            dynamo_error_body(what, e));
+	return 1;
+}
+
 static void
 on_scan(json_t *resp, const struct err *e, void *arg)
 {
@@ -523,15 +539,8 @@ on_scan(json_t *resp, const struct err *e, void *arg)
 	size_t i;
 	char *cur;
 
-	if (k->c == NULL || k->done) {
-		conn_answer(k, 0, NULL);
+	if (dynamo_answered(k, e, "Scan"))
 		return;
-	}
-	if (e != NULL) {
-		conn_answer(k, e->kind == ERR_CANCEL ? 503 : 500,
-		            dynamo_error_body("Scan", e));
-		return;
-	}
 	items = json_object_get(resp, "Items");
 	json_array_foreach(items, i, item)
 	{
@@ -590,15 +599,8 @@ on_getitem(json_t *resp, const struct err *e, void *arg)
 	struct ctl_conn *k = arg;
 	json_t *item;
 
-	if (k->c == NULL || k->done) {
-		conn_answer(k, 0, NULL);
+	if (dynamo_answered(k, e, "GetItem"))
 		return;
-	}
-	if (e != NULL) {
-		conn_answer(k, e->kind == ERR_CANCEL ? 503 : 500,
-		            dynamo_error_body("GetItem", e));
-		return;
-	}
 	item = json_object_get(resp, "Item");
 	if (!json_is_object(item)) {
 		conn_answer(k, 404, ctl_error_body("Item not found"));
@@ -1055,6 +1057,10 @@ control_chgrp(const char *path, const char *group)
 		          group);
 		return;
 	}
+	if (gr.gr_gid == getegid())
+		return; /* already ours (systemd's Group=): chown is a
+		         * privileged call the unit's system-call filter refuses
+		         */
 	if (chown(path, (uid_t)-1, gr.gr_gid) == -1)
 		log_warn("control.group: chown %s to group %s", path, group);
 }

@@ -206,6 +206,10 @@ ctl_request_parse(struct ctl_request *r, enum ctl_route route,
                   const struct ctl_query *q, const char *body, size_t body_len,
                   const char *key_prefix, struct err *e)
 {
+	static const struct ctl_query none;
+
+	if (q == NULL)
+		q = &none;
 	memset(r, 0, sizeof(*r));
 	r->route = route;
 	switch (route) {

@@ -65,7 +65,8 @@ const char *ctl_route_name(enum ctl_route route);
 
 /*
  * Parses what route needs from the query and the body (body_len bytes, not
- * NUL-terminated; may be NULL when body_len is 0). key_prefix is s3.prefix.
+ * NUL-terminated; may be NULL when body_len is 0); q NULL: no query.
+ * key_prefix is s3.prefix.
  * 0, or -1 with e->message the text of the 400 answer.
  */
 int ctl_request_parse(struct ctl_request *r, enum ctl_route route,

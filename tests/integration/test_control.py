@@ -41,19 +41,23 @@ def curl(sock: str, method: str, path: str, body=None, raw: bytes | None = None,
 
 
 def raw_request(sock: str, data: bytes, timeout: float = 15) -> bytes:
-    """Sends bytes, half-closes, returns everything the server answers."""
+    """Sends bytes, half-closes, returns everything the server answers
+    before it closes (a reset counts as a close: the server may drop a
+    connection with unread input)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    out = b""
     try:
         s.connect(sock)
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
-        out = b""
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 return out
             out += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return out
     finally:
         s.close()
 

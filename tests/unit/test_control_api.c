@@ -120,6 +120,7 @@ parse_body(const char *body, size_t len, const char *key_prefix,
 	int rc = 0, first = 1;
 	size_t i;
 
+	memset(r, 0, sizeof(*r));
 	for (i = 0; i < sizeof(name_routes) / sizeof(name_routes[0]); i++) {
 		int got;
 
