@@ -13,6 +13,7 @@ import time
 import unittest
 
 import testbed
+from common import FULL_POLICY
 from daemon import Daemon, wait_until
 from images import make
 
@@ -233,6 +234,29 @@ class Endpoints(ControlCase):
         d.wait_mirror(60)
         wait_until(lambda: curl(sock, "GET", "/failed")[1] == {"failed": []}, 20,
                    what="an empty failed list")
+
+
+class Refused(ControlCase):
+    def test_dynamodb_refusal_is_500(self):
+        # A user that may sync but not read the table back.
+        policy = json.loads(json.dumps(FULL_POLICY))
+        policy["Statement"].append({"Effect": "Deny", "Resource": "*",
+                                    "Action": ["dynamodb:GetItem", "dynamodb:Scan"]})
+        d = self.daemon(creds=testbed.auth_bed().user(policy))
+        self.drop(d, ["a.png"])
+        sock = self.start(d)
+        d.wait_mirror(60)
+        for method, path, body, what in (("POST", "/getitem", {"FileName": "a.png"}, "GetItem"),
+                                         ("GET", "/getall", None, "Scan"),
+                                         ("DELETE", "/delete", {"FileName": "a.png"}, "GetItem")):
+            st, doc, _ = curl(sock, method, path, body)
+            self.assertEqual(st, 500, doc)
+            self.assertTrue(doc["error"].startswith(f"DynamoDB {what}: "), doc)
+            self.assertIn("AccessDenied", doc["error"])
+        # nothing was deleted by the refused /delete
+        self.assertTrue((d.root / "a.png").exists())
+        d.wait_mirror(5)
+        self.assertEqual(d.stop(), 0)
 
 
 class Pages(ControlCase):
