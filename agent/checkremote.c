@@ -389,8 +389,10 @@ cr_problem(struct cr *c, enum checkremote_problem p, const char *action,
 			c->first.kind = ERR_HTTP;
 		break;
 	}
-	snprintf(c->first.message, sizeof(c->first.message), "%s on %s: %s",
-	         action, resource, msg);
+	/* Cut to fit, as err messages are. */
+	if (snprintf(c->first.message, sizeof(c->first.message), "%s on %s: %s",
+	             action, resource, msg) < 0)
+		c->first.message[0] = '\0';
 }
 
 /* The outcome of a call: ok, or a failure explained. A problem that makes

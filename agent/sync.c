@@ -44,6 +44,14 @@ enum run_phase {
 	RUN_DELETING_OLD_OBJECT,
 };
 
+/* What job_upload_send does with a job job_upload_prepare saw. */
+enum upload_step {
+	UPLOAD_AGAIN,     /* the file could not be probed: look again */
+	UPLOAD_NO_INTENT, /* the intent could not be recorded */
+	UPLOAD_ITEM,      /* same content, new mtime (touch): the item only */
+	UPLOAD_OBJECT,    /* the object, then the item */
+};
+
 struct job;
 
 /* A control-socket request waiting for a job's operation. */
@@ -69,6 +77,7 @@ struct run {
 	struct state_file old; /* the row before (rename: of the old path) */
 	int have_old;
 	int64_t intent;
+	enum upload_step step; /* between prepare and send */
 	struct job *next_hashing;
 	struct sync_waiter *api; /* a delete asked by the control socket */
 };
@@ -139,8 +148,9 @@ static void job_finish(struct job *j, int ok);
 static void job_converge(struct job *j);
 static void job_rename(struct job *j);
 static void job_delete_remote(struct job *j);
-static void job_upload(struct job *j);
 static void job_gone(struct job *j);
+static enum upload_step job_upload_prepare(struct job *j);
+static void job_upload_send(struct job *j, enum upload_step step);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -798,6 +808,60 @@ job_converge(struct job *j)
 	loop_timer_set(s->work_timer, 0);
 }
 
+/*
+ * Group commit: the intents of every file whose hash completed in this
+ * turn are written in one transaction with one fsync, and only then do
+ * their network calls start (invariant 3 holds for each: its intent is on
+ * disk before its first call). A lone file commits on its own, as
+ * state_intent_add does outside a batch.
+ */
+static void
+sync_start_uploads(struct sync *s, struct job *done)
+{
+	struct job *j, *next;
+	struct err e;
+	size_t n = 0;
+	int batch = 0;
+
+	for (j = done; j != NULL && n < 2; j = j->run->next_hashing)
+		if (j->run->hashed != UINT64_MAX)
+			n++;
+	err_clear(&e);
+	if (n > 1) {
+		if (state_begin(s->state, &e) == 0)
+			batch = 1;
+		else
+			log_warnx("%s", e.message); /* one commit each, then */
+	}
+	for (j = done; j != NULL; j = j->run->next_hashing) {
+		if (j->run->hashed == UINT64_MAX)
+			continue;
+		imagemeta_hash_final(j->run->hash, j->run->sha256);
+		j->run->step = job_upload_prepare(j);
+	}
+	if (batch && state_commit(s->state, &e) == -1) {
+		/* rolled back: no intent of this turn is on disk */
+		log_warnx("%s", e.message);
+		for (j = done; j != NULL; j = j->run->next_hashing) {
+			if (j->run->hashed == UINT64_MAX ||
+			    j->run->step == UPLOAD_AGAIN)
+				continue;
+			j->run->intent = -1;
+			j->run->step = UPLOAD_NO_INTENT;
+		}
+	}
+	for (j = done; j != NULL; j = next) {
+		next = j->run->next_hashing;
+		if (j->run->hashed == UINT64_MAX) {
+			/* shrank or unreadable while hashing: look again */
+			j->again = 1;
+			job_finish(j, 0);
+			continue;
+		}
+		job_upload_send(j, j->run->step);
+	}
+}
+
 /* Hashes a bounded amount per loop turn so a large file never stalls the
  * loop; files whose hash is complete go on to upload. */
 static void
@@ -842,17 +906,7 @@ sync_on_work(void *arg)
 	free(chunk);
 	if (s->hashing != NULL)
 		loop_timer_set(s->work_timer, 0);
-	while ((j = done) != NULL) {
-		done = j->run->next_hashing;
-		if (j->run->hashed == UINT64_MAX) {
-			/* shrank or unreadable while hashing: look again */
-			j->again = 1;
-			job_finish(j, 0);
-			continue;
-		}
-		imagemeta_hash_final(j->run->hash, j->run->sha256);
-		job_upload(j);
-	}
+	sync_start_uploads(s, done);
 }
 
 /* --- upload: object, then item ----------------------------------------- */
@@ -919,6 +973,8 @@ job_record(struct job *j)
 	struct sync *s = j->sync;
 	struct run *r = j->run;
 	struct state_file f;
+	int64_t ids[8];
+	size_t i, n;
 	struct err e;
 
 	memset(&f, 0, sizeof(f));
@@ -935,9 +991,23 @@ job_record(struct job *j)
 	snprintf(f.type, sizeof(f.type), "%s", r->meta.type);
 	f.width = r->meta.width;
 	f.height = r->meta.height;
+	/* The row and the end of the intents in one commit, when the
+	 * intents fit here; else job_finish clears them one by one. */
+	n = 0;
+	ids[n++] = r->intent;
+	for (i = 0; i < j->nreplay && n < sizeof(ids) / sizeof(ids[0]); i++)
+		ids[n++] = j->replay[i];
+	if (i < j->nreplay)
+		n = 0;
 	err_clear(&e);
-	if (state_file_put(s->state, &f, &e) == -1)
+	if (state_file_synced(s->state, &f, ids, n, &e) == -1) {
 		log_warnx("%s", e.message);
+	} else if (n > 0) {
+		r->intent = 0;
+		free(j->replay);
+		j->replay = NULL;
+		j->nreplay = 0;
+	}
 	if (s->summary != NULL)
 		summary_touch(s->summary);
 }
@@ -1010,8 +1080,35 @@ job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
 	             job_on_item);
 }
 
+/*
+ * Probes the file and records its intent, inside the caller's batch if one
+ * is open. Makes no network call and never finishes the job (which could
+ * start others, whose calls would run before the batch is committed):
+ * that is job_upload_send's, after the commit.
+ */
+static enum upload_step
+job_upload_prepare(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct run *r = j->run;
+	struct err e;
+
+	err_clear(&e);
+	if (imagemeta_probe_fd(r->fd, (uint64_t)r->st.st_size, &r->meta, &e) ==
+	    -1)
+		return UPLOAD_AGAIN;
+	text_iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
+	r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path, j->path_len,
+	                            r->key, r);
+	if (r->have_old && !r->old.failed && r->old.etag[0] != '\0' &&
+	    strcmp(r->old.sha256, r->sha256) == 0 &&
+	    r->old.size == (uint64_t)r->st.st_size)
+		return UPLOAD_ITEM;
+	return r->intent == -1 ? UPLOAD_NO_INTENT : UPLOAD_OBJECT;
+}
+
 static void
-job_upload(struct job *j)
+job_upload_send(struct job *j, enum upload_step step)
 {
 	struct sync *s = j->sync;
 	struct run *r = j->run;
@@ -1019,20 +1116,15 @@ job_upload(struct job *j)
 	struct s3_body body;
 	struct err e;
 
-	err_clear(&e);
-	if (imagemeta_probe_fd(r->fd, (uint64_t)r->st.st_size, &r->meta, &e) ==
-	    -1) {
+	switch (step) {
+	case UPLOAD_AGAIN:
 		j->again = 1;
 		job_finish(j, 0);
 		return;
-	}
-	text_iso_time(&r->st.st_mtim, 9, r->mtime, sizeof(r->mtime));
-	/* Same content, new mtime (touch): only the item changes. */
-	if (r->have_old && !r->old.failed && r->old.etag[0] != '\0' &&
-	    strcmp(r->old.sha256, r->sha256) == 0 &&
-	    r->old.size == (uint64_t)r->st.st_size) {
-		r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path,
-		                            j->path_len, r->key, r);
+	case UPLOAD_NO_INTENT:
+		job_fail(j, "cannot record the intent in the state database");
+		return;
+	case UPLOAD_ITEM:
 		snprintf(r->etag, sizeof(r->etag), "%s", r->old.etag);
 		job_put_item(j,
 		             sync_item(s, r->key, (uint64_t)r->st.st_size,
@@ -1041,13 +1133,10 @@ job_upload(struct job *j)
 		                       r->mtime),
 		             job_on_item);
 		return;
+	case UPLOAD_OBJECT:
+		break;
 	}
-	r->intent = sync_add_intent(s, STATE_OP_UPLOAD, j->path, j->path_len,
-	                            r->key, r);
-	if (r->intent == -1) {
-		job_fail(j, "cannot record the intent in the state database");
-		return;
-	}
+	err_clear(&e);
 	meta[0].name = "sha256";
 	meta[0].value = r->sha256;
 	body.data = NULL;

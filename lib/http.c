@@ -11,6 +11,9 @@
 
 #define HTTP_DEFAULT_MAX_RESPONSE (16u * 1024u * 1024u)
 #define HTTP_MAX_HEADERS (64u * 1024u)
+/* Finished easy handles kept for the next requests (curl_easy_reset keeps
+ * what curl_easy_init would allocate again). */
+#define HTTP_POOL_MAX 32u
 
 struct http {
 	struct loop *loop;
@@ -21,6 +24,8 @@ struct http {
 	char *ca_bundle;
 	char *user_agent;
 	char *unix_socket;
+	CURL *pool[HTTP_POOL_MAX];
+	size_t npool;
 	long connect_timeout_ms;
 	long timeout_ms;
 	long low_speed_secs;
@@ -189,12 +194,32 @@ http_xfer_unlink(struct http_xfer *x)
 	h->nactive--;
 }
 
+/* Back to the pool, or freed when the pool is full. */
+static void
+http_easy_put(struct http *h, CURL *c)
+{
+	if (h->npool < HTTP_POOL_MAX) {
+		curl_easy_reset(c);
+		h->pool[h->npool++] = c;
+	} else {
+		curl_easy_cleanup(c);
+	}
+}
+
+static CURL *
+http_easy_get(struct http *h)
+{
+	if (h->npool > 0)
+		return h->pool[--h->npool];
+	return curl_easy_init();
+}
+
 static void
 http_xfer_free(struct http_xfer *x)
 {
 	if (x->easy != NULL) {
 		curl_multi_remove_handle(x->http->multi, x->easy);
-		curl_easy_cleanup(x->easy);
+		http_easy_put(x->http, x->easy);
 	}
 	curl_slist_free_all(x->headers);
 	buf_cleanup(&x->resp.body);
@@ -231,6 +256,8 @@ http_free(struct http *h)
 		return;
 	while (h->xfers != NULL)
 		http_cancel(h->xfers);
+	while (h->npool > 0)
+		curl_easy_cleanup(h->pool[--h->npool]);
 	if (h->multi != NULL)
 		curl_multi_cleanup(h->multi);
 	loop_timer_free(h->timer);
@@ -364,18 +391,25 @@ static int
 http_add_header(struct http_xfer *x, const char *name, const char *value)
 {
 	struct curl_slist *l;
-	struct buf b;
+	size_t nl = strlen(name), vl = strlen(value);
+	char stack[512], *line;
 
-	buf_init(&b, 0);
-	/* "Name;" sends an empty value; "Name:" would remove the header. */
-	if (*value == '\0')
-		buf_printf(&b, "%s;", name);
-	else
-		buf_printf(&b, "%s: %s", name, value);
-	if (buf_cstr(&b) == NULL)
+	line = nl + vl + 3 > sizeof(stack) ? malloc(nl + vl + 3) : stack;
+	if (line == NULL)
 		return -1;
-	l = curl_slist_append(x->headers, b.data);
-	buf_cleanup(&b);
+	memcpy(line, name, nl);
+	/* "Name;" sends an empty value; "Name:" would remove the header. */
+	if (vl == 0) {
+		line[nl] = ';';
+		line[nl + 1] = '\0';
+	} else {
+		line[nl] = ':';
+		line[nl + 1] = ' ';
+		memcpy(line + nl + 2, value, vl + 1);
+	}
+	l = curl_slist_append(x->headers, line);
+	if (line != stack)
+		free(line);
 	if (l == NULL)
 		return -1;
 	x->headers = l;
@@ -493,7 +527,7 @@ http_send(struct http *h, const struct http_request *req, http_done_cb cb,
 	buf_init(&x->resp.body, req->max_response ? req->max_response
 	                                          : HTTP_DEFAULT_MAX_RESPONSE);
 	buf_init(&x->resp.headers, HTTP_MAX_HEADERS);
-	x->easy = curl_easy_init();
+	x->easy = http_easy_get(h);
 	if (x->easy == NULL) {
 		err_set(e, ERR_SYS, "http: curl_easy_init failed");
 		goto fail;

@@ -17,7 +17,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #define SIGV4_TERMINATOR "aws4_request"
 #define SIGV4_CHUNK_ALGORITHM "AWS4-HMAC-SHA256-PAYLOAD"
@@ -114,15 +115,68 @@ sigv4_oom(struct err *e)
 	return -1;
 }
 
+/*
+ * Algorithms fetched once per thread: OpenSSL 3 looks a name up in its
+ * provider store on every EVP_Digest or HMAC call that is given only the
+ * legacy EVP_sha256(), which cost more than the hashing of a request.
+ */
+struct sigv4_algs {
+	EVP_MD *sha256;
+	EVP_MAC *hmac;
+	EVP_MD_CTX *md_ctx;
+	EVP_MAC_CTX *mac_ctx;
+	int failed;
+};
+
+static _Thread_local struct sigv4_algs sigv4_algs;
+
+static struct sigv4_algs *
+sigv4_algs_get(void)
+{
+	struct sigv4_algs *a = &sigv4_algs;
+	OSSL_PARAM params[2];
+
+	if (a->mac_ctx != NULL)
+		return a;
+	if (a->failed)
+		return NULL;
+	if (a->sha256 == NULL &&
+	    (a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		goto fail;
+	if (a->md_ctx == NULL && (a->md_ctx = EVP_MD_CTX_new()) == NULL)
+		goto fail;
+	if (a->hmac == NULL &&
+	    (a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		goto fail;
+	if ((a->mac_ctx = EVP_MAC_CTX_new(a->hmac)) == NULL)
+		goto fail;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	                                             (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(a->mac_ctx, params) != 1) {
+		EVP_MAC_CTX_free(a->mac_ctx);
+		a->mac_ctx = NULL;
+		goto fail;
+	}
+	return a;
+fail:
+	/* Not retried on every request; the callers report the failure. */
+	a->failed = 1;
+	return NULL;
+}
+
 static int
 sigv4_sha256(const void *p, size_t n, char out[65])
 {
+	struct sigv4_algs *a = sigv4_algs_get();
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
 	if (p == NULL)
 		p = "";
-	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	if (a == NULL || EVP_DigestInit_ex2(a->md_ctx, a->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(a->md_ctx, p, n) != 1 ||
+	    EVP_DigestFinal_ex(a->md_ctx, md, &mdlen) != 1 ||
 	    mdlen != SIGV4_KEY_LEN) {
 		out[0] = '\0';
 		return -1;
@@ -135,14 +189,51 @@ static int
 sigv4_hmac(const void *key, size_t keylen, const void *msg, size_t msglen,
            unsigned char out[SIGV4_KEY_LEN])
 {
-	unsigned int mdlen = 0;
+	struct sigv4_algs *a = sigv4_algs_get();
+	size_t mdlen = 0;
 
-	if (keylen > INT_MAX)
-		return -1;
-	if (HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &mdlen) ==
-	        NULL ||
+	if (a == NULL || EVP_MAC_init(a->mac_ctx, key, keylen, NULL) != 1 ||
+	    EVP_MAC_update(a->mac_ctx, msg, msglen) != 1 ||
+	    EVP_MAC_final(a->mac_ctx, out, &mdlen, SIGV4_KEY_LEN) != 1 ||
 	    mdlen != SIGV4_KEY_LEN)
 		return -1;
+	return 0;
+}
+
+/*
+ * The last derived key of this thread and what it was derived from: it
+ * changes once a day, when the credentials rotate or for another
+ * region/service, so nearly every request skips the four HMACs. The
+ * secret is kept (exactly, to compare) only in this cache, which is wiped
+ * whenever it is replaced.
+ */
+#define SIGV4_CACHE_SECRET 128
+#define SIGV4_CACHE_SCOPE 128
+
+struct sigv4_key_cache {
+	int valid;
+	size_t secret_len;
+	char secret[SIGV4_CACHE_SECRET];
+	char scope[SIGV4_CACHE_SCOPE]; /* date8 '/' region '/' service */
+	unsigned char key[SIGV4_KEY_LEN];
+};
+
+static _Thread_local struct sigv4_key_cache sigv4_key_cache;
+
+/* The cache slot's scope string for these inputs; -1 if it does not fit. */
+static int
+sigv4_cache_scope(const char *date8, const char *region, const char *service,
+                  char out[SIGV4_CACHE_SCOPE])
+{
+	size_t rl = strlen(region), sl = strlen(service);
+
+	if (8 + 1 + rl + 1 + sl + 1 > SIGV4_CACHE_SCOPE)
+		return -1;
+	memcpy(out, date8, 8);
+	out[8] = '/';
+	memcpy(out + 9, region, rl);
+	out[9 + rl] = '/';
+	memcpy(out + 10 + rl, service, sl + 1);
 	return 0;
 }
 
@@ -191,6 +282,40 @@ fail:
 	return rc;
 }
 
+/* The derived key for these inputs, from the thread's cache when it holds
+ * them, else derived (and cached when it fits). */
+static int
+sigv4_key_for(const struct sigv4_input *in, const char *date8,
+              unsigned char key[SIGV4_KEY_LEN], struct err *e)
+{
+	struct sigv4_key_cache *c = &sigv4_key_cache;
+	char scope[SIGV4_CACHE_SCOPE];
+	size_t slen = strlen(in->secret_access_key);
+	int cacheable;
+
+	cacheable =
+	    slen < SIGV4_CACHE_SECRET &&
+	    sigv4_cache_scope(date8, in->region, in->service, scope) == 0;
+	if (cacheable && c->valid && c->secret_len == slen &&
+	    CRYPTO_memcmp(c->secret, in->secret_access_key, slen) == 0 &&
+	    strcmp(c->scope, scope) == 0) {
+		memcpy(key, c->key, SIGV4_KEY_LEN);
+		return 0;
+	}
+	if (sigv4_signing_key(in->secret_access_key, date8, in->region,
+	                      in->service, key, e) == -1)
+		return -1;
+	OPENSSL_cleanse(c, sizeof(*c));
+	if (cacheable) {
+		memcpy(c->secret, in->secret_access_key, slen);
+		c->secret_len = slen;
+		memcpy(c->scope, scope, sizeof(scope));
+		memcpy(c->key, key, SIGV4_KEY_LEN);
+		c->valid = 1;
+	}
+	return 0;
+}
+
 /* HMAC of msg under the derived key, as lowercase hex. */
 static int
 sigv4_signature(const struct sigv4_input *in, const char *date8,
@@ -199,8 +324,7 @@ sigv4_signature(const struct sigv4_input *in, const char *date8,
 	unsigned char key[SIGV4_KEY_LEN], mac[SIGV4_KEY_LEN];
 	int rc = -1;
 
-	if (sigv4_signing_key(in->secret_access_key, date8, in->region,
-	                      in->service, key, e) == -1)
+	if (sigv4_key_for(in, date8, key, e) == -1)
 		return -1;
 	if (sigv4_hmac(key, sizeof(key), msg, strlen(msg), mac) == -1) {
 		err_set(e, ERR_SYS, "sigv4: HMAC-SHA256 failed");
@@ -651,13 +775,51 @@ sigv4_check_request(const struct sigv4_input *in, struct err *e)
 	return 0;
 }
 
+/*
+ * The n strings joined with sep between them, in one exact allocation (the
+ * hot path signs every request; printf-style formatting of these long
+ * strings cost more than the hashing). NULL when out of memory.
+ */
+static char *
+sigv4_join(const char *sep, const char *const *parts, size_t n)
+{
+	size_t seplen = strlen(sep), len = 0, i;
+	char *out, *q;
+
+	for (i = 0; i < n; i++)
+		len += strlen(parts[i]);
+	if (n > 1)
+		len += seplen * (n - 1);
+	out = malloc(len + 1);
+	if (out == NULL)
+		return NULL;
+	q = out;
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(parts[i]);
+
+		if (i > 0) {
+			memcpy(q, sep, seplen);
+			q += seplen;
+		}
+		memcpy(q, parts[i], l);
+		q += l;
+	}
+	*q = '\0';
+	return out;
+}
+
+#define SIGV4_JOIN(sep, ...)                                                   \
+	sigv4_join(sep, (const char *const[]){__VA_ARGS__},                    \
+	           sizeof((const char *const[]){__VA_ARGS__}) /                \
+	               sizeof(const char *))
+
 /* Everything before the query string is known: date, payload hash,
  * credential, canonical URI and headers. */
 static int
 sigv4_begin(const struct sigv4_input *in, struct sigv4_output *out,
             char **header_block, struct err *e)
 {
-	struct buf cred;
+	char date8[9];
 
 	if (sigv4_check_scope(in, out->amz_date, e) == -1 ||
 	    sigv4_check_request(in, e) == -1)
@@ -670,10 +832,10 @@ sigv4_begin(const struct sigv4_input *in, struct sigv4_output *out,
 		err_set(e, ERR_SYS, "sigv4: SHA-256 failed");
 		return -1;
 	}
-	buf_init(&cred, 0);
-	buf_printf(&cred, "%s/%.8s/%s/%s/%s", in->access_key_id, out->amz_date,
-	           in->region, in->service, SIGV4_TERMINATOR);
-	out->credential = buf_steal(&cred);
+	memcpy(date8, out->amz_date, 8);
+	date8[8] = '\0';
+	out->credential = SIGV4_JOIN("/", in->access_key_id, date8, in->region,
+	                             in->service, SIGV4_TERMINATOR);
 	if (out->credential == NULL)
 		return sigv4_oom(e);
 	if (sigv4_canonical_uri(in, out, e) == -1)
@@ -687,14 +849,11 @@ static int
 sigv4_finish(const struct sigv4_input *in, struct sigv4_output *out,
              const char *header_block, struct err *e)
 {
-	struct buf b;
 	char digest[65];
 
-	buf_init(&b, 0);
-	buf_printf(&b, "%s\n%s\n%s\n%s\n%s\n%s", in->method, out->canonical_uri,
-	           out->canonical_query, header_block, out->signed_headers,
-	           out->payload_hash);
-	out->canonical_request = buf_steal(&b);
+	out->canonical_request = SIGV4_JOIN(
+	    "\n", in->method, out->canonical_uri, out->canonical_query,
+	    header_block, out->signed_headers, out->payload_hash);
 	if (out->canonical_request == NULL)
 		return sigv4_oom(e);
 	if (sigv4_sha256(out->canonical_request, strlen(out->canonical_request),
@@ -703,9 +862,9 @@ sigv4_finish(const struct sigv4_input *in, struct sigv4_output *out,
 		return -1;
 	}
 	/* The credential minus "AKID/" is the scope. */
-	buf_printf(&b, "%s\n%s\n%s\n%s", SIGV4_ALGORITHM, out->amz_date,
-	           out->credential + strlen(in->access_key_id) + 1, digest);
-	out->string_to_sign = buf_steal(&b);
+	out->string_to_sign =
+	    SIGV4_JOIN("\n", SIGV4_ALGORITHM, out->amz_date,
+	               out->credential + strlen(in->access_key_id) + 1, digest);
 	if (out->string_to_sign == NULL)
 		return sigv4_oom(e);
 	return sigv4_signature(in, out->amz_date, out->string_to_sign,
@@ -716,7 +875,6 @@ int
 sigv4_sign(const struct sigv4_input *in, struct sigv4_output *out,
            struct err *e)
 {
-	struct buf b;
 	char *block = NULL;
 	int rc = -1;
 
@@ -726,11 +884,10 @@ sigv4_sign(const struct sigv4_input *in, struct sigv4_output *out,
 	                          e) == -1 ||
 	    sigv4_finish(in, out, block, e) == -1)
 		goto fail;
-	buf_init(&b, 0);
-	buf_printf(&b, "%s Credential=%s, SignedHeaders=%s, Signature=%s",
-	           SIGV4_ALGORITHM, out->credential, out->signed_headers,
-	           out->signature);
-	out->authorization = buf_steal(&b);
+	out->authorization =
+	    SIGV4_JOIN("", SIGV4_ALGORITHM " Credential=", out->credential,
+	               ", SignedHeaders=", out->signed_headers,
+	               ", Signature=", out->signature);
 	if (out->authorization == NULL) {
 		sigv4_oom(e);
 		goto fail;

@@ -401,6 +401,37 @@ state_exec(struct state *s, const char *sql, struct err *e)
 }
 
 /* The single integer a query such as "PRAGMA user_version" answers. */
+/*
+ * Makes every commit so far durable: the fsync of the WAL that
+ * synchronous=FULL does after each commit, done here only after the
+ * commits that need it (intents, batches). Switching the level around
+ * them instead cost a pragma parse each time: SQLite re-prepares a
+ * synchronous pragma on every run.
+ */
+static int
+state_wal_sync(struct state *s, struct err *e)
+{
+	sqlite3_file *f = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	                          &f);
+	if (rc != SQLITE_OK) {
+		state_dberr(s, rc, e);
+		return -1;
+	}
+	if (f == NULL || f->pMethods == NULL) {
+		err_set(e, ERR_SYS, "state: %s: the WAL is not open", s->path);
+		return -1;
+	}
+	rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK) {
+		state_dberr(s, rc, e);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 state_query_int(struct state *s, const char *sql, int64_t *v, struct err *e)
 {
@@ -916,6 +947,44 @@ state_file_put(struct state *s, const struct state_file *f, struct err *e)
 }
 
 int
+state_file_synced(struct state *s, const struct state_file *f,
+                  const int64_t *ids, size_t n, struct err *e)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int own, rc;
+
+	/* Inside a batch the batch is the transaction. */
+	own = !s->in_batch && n > 0;
+	if (own && ((st = stmt_get(s, ST_BEGIN, e)) == NULL ||
+	            stmt_run(s, ST_BEGIN, st, e) == -1))
+		return -1;
+	if (state_file_put(s, f, e) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (ids[i] <= 0)
+			continue;
+		if ((st = stmt_get(s, ST_INTENT_DONE, e)) == NULL)
+			goto fail;
+		if ((rc = sqlite3_bind_int64(st, 1, ids[i])) != SQLITE_OK) {
+			state_dberr(s, rc, e);
+			stmt_put(s, ST_INTENT_DONE, st);
+			goto fail;
+		}
+		if (stmt_run(s, ST_INTENT_DONE, st, e) == -1)
+			goto fail;
+	}
+	if (own && ((st = stmt_get(s, ST_COMMIT, e)) == NULL ||
+	            stmt_run(s, ST_COMMIT, st, e) == -1))
+		goto fail;
+	return 0;
+fail:
+	if (own && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
 state_file_fail(struct state *s, const char *path, size_t len,
                 const char *error, struct err *e)
 {
@@ -1223,8 +1292,7 @@ state_intent_add(struct state *s, const struct state_intent *in, struct err *e)
 {
 	sqlite3_stmt *st;
 	char now[32];
-	int64_t id = -1;
-	int rc, durable;
+	int rc;
 
 	if (state_op_name(in->op) == NULL)
 		return state_invalid(s, e, "unknown intent operation");
@@ -1239,26 +1307,19 @@ state_intent_add(struct state *s, const struct state_intent *in, struct err *e)
 	if (in->size > INT64_MAX)
 		return state_invalid(s, e, "size out of range");
 	state_now(now);
-	/* Inside a batch the level cannot change, and need not: batches
-	 * commit with FULL. */
-	durable = !s->in_batch;
-	if (durable && state_exec(s, "PRAGMA synchronous = FULL", e) == -1)
-		return -1;
 	if ((st = stmt_get(s, ST_INTENT_ADD, e)) == NULL)
-		goto out;
+		return -1;
 	if ((rc = intent_bind(st, in, now)) != SQLITE_OK) {
 		state_dberr(s, rc, e);
 		stmt_put(s, ST_INTENT_ADD, st);
-		goto out;
+		return -1;
 	}
 	if (stmt_run(s, ST_INTENT_ADD, st, e) == -1)
-		goto out;
-	id = sqlite3_last_insert_rowid(s->db);
-out:
-	if (durable)
-		sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
-		             NULL);
-	return id;
+		return -1;
+	/* Inside a batch, state_commit makes it durable. */
+	if (!s->in_batch && state_wal_sync(s, e) == -1)
+		return -1;
+	return sqlite3_last_insert_rowid(s->db);
 }
 
 int
@@ -1358,14 +1419,9 @@ state_begin(struct state *s, struct err *e)
 
 	if (s->in_batch)
 		return state_invalid(s, e, "a batch is already open");
-	if (state_exec(s, "PRAGMA synchronous = FULL", e) == -1)
-		return -1;
 	if ((st = stmt_get(s, ST_BEGIN, e)) == NULL ||
-	    stmt_run(s, ST_BEGIN, st, e) == -1) {
-		sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
-		             NULL);
+	    stmt_run(s, ST_BEGIN, st, e) == -1)
 		return -1;
-	}
 	s->in_batch = 1;
 	return 0;
 }
@@ -1377,7 +1433,6 @@ state_batch_end(struct state *s)
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_batch = 0;
-	sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 }
 
 int
@@ -1392,6 +1447,8 @@ state_commit(struct state *s, struct err *e)
 	    stmt_run(s, ST_COMMIT, st, e) == -1)
 		ret = -1; /* rolled back by state_batch_end */
 	state_batch_end(s);
+	if (ret == 0 && state_wal_sync(s, e) == -1)
+		ret = -1; /* committed, but not known to be on disk */
 	return ret;
 }
 

@@ -9,11 +9,12 @@
  * are NUL-terminated strings.
  *
  * Durability: the connection runs with synchronous=NORMAL, which survives a
- * process crash but may lose the last commits on power loss; an intent is
- * committed with synchronous=FULL (the WAL is fsynced before
- * state_intent_add returns), because it must survive a power loss before
- * the network call it guards. A batch (state_begin .. state_commit) is also
- * committed with FULL: one fsync per batch, whatever it holds.
+ * process crash but may lose the last commits on power loss; after an
+ * intent is committed the WAL is fsynced (what synchronous=FULL does after
+ * every commit) before state_intent_add returns, because the intent must
+ * survive a power loss before the network call it guards. A batch
+ * (state_begin .. state_commit) is fsynced the same way when it commits:
+ * one fsync per batch, whatever it holds. state_file_synced is not.
  *
  * Every function that can fail returns -1 (or NULL) and fills the caller's
  * struct err: ERR_INVALID for a bad argument, ERR_SYS for a database error
@@ -81,6 +82,14 @@ int state_file_get(struct state *s, const char *path, size_t len,
  * empty. f->failed, f->error, f->failed_at and f->attempts are ignored.
  */
 int state_file_put(struct state *s, const struct state_file *f, struct err *e);
+/*
+ * The end of an upload in one transaction (one WAL commit instead of 1 + n):
+ * state_file_put(f), then every intent of ids[0..n) (ids <= 0 skipped) is
+ * cleared as by state_intent_done. All or nothing; inside a batch it is
+ * part of the batch.
+ */
+int state_file_synced(struct state *s, const struct state_file *f,
+                      const int64_t *ids, size_t n, struct err *e);
 /*
  * Marks the path failed with the reason (NULL: none given), stamps
  * failed_at, adds one to attempts and keeps the other columns. A path

@@ -893,6 +893,87 @@ Test(state, batch_rollback_and_misuse)
 	state_close(s);
 }
 
+static void
+fill_file(struct state_file *f, const char *path)
+{
+	memset(f, 0, sizeof(*f));
+	f->path = (char *)path;
+	f->path_len = strlen(path);
+	f->key = (char *)path;
+	f->size = 30000;
+	f->mtime_ns = 1700000000123456789LL;
+	snprintf(f->sha256, sizeof(f->sha256), "%064d", 5);
+	snprintf(f->etag, sizeof(f->etag), "\"e\"");
+	snprintf(f->type, sizeof(f->type), "image/jpeg");
+}
+
+Test(state, file_synced_clears_its_intents_with_the_row)
+{
+	struct state *s = open_ok();
+	struct intents_seen seen;
+	struct state_file f, got;
+	struct err e;
+	int64_t a, b, c, ids[4];
+	uint64_t n;
+
+	a = add_intent(s, STATE_OP_UPLOAD, "x.jpg", "x.jpg", NULL, NULL);
+	b = add_intent(s, STATE_OP_UPLOAD, "y.jpg", "y.jpg", NULL, NULL);
+	c = add_intent(s, STATE_OP_DELETE, "x.jpg", "x.jpg", NULL, NULL);
+	fill_file(&f, "x.jpg");
+	ids[0] = a;
+	ids[1] = 0; /* skipped, as are negative ids */
+	ids[2] = c;
+	ids[3] = -1;
+	err_clear(&e);
+	cr_assert_eq(state_file_synced(s, &f, ids, 4, &e), 0, "%s", e.message);
+	cr_assert_eq(state_file_get(s, "x.jpg", 5, &got, &e), 1);
+	cr_assert_eq(got.size, 30000);
+	cr_assert_not(got.failed);
+	state_file_cleanup(&got);
+	memset(&seen, 0, sizeof(seen));
+	cr_assert_eq(state_intents_each(s, collect_intent, &seen, &e), 0);
+	cr_assert_eq(seen.n, 1);
+	cr_assert_eq(seen.ids[0], b);
+	seen_free(&seen);
+
+	/* No intents: a plain put. */
+	fill_file(&f, "z.jpg");
+	cr_assert_eq(state_file_synced(s, &f, NULL, 0, &e), 0, "%s", e.message);
+	cr_assert_eq(state_file_get(s, "z.jpg", 5, &got, &e), 1);
+	state_file_cleanup(&got);
+
+	/* A row that cannot be written: nothing changes, and the connection
+	 * is not left inside a transaction. */
+	ids[0] = b;
+	f.key = NULL;
+	cr_assert_eq(state_file_synced(s, &f, ids, 1, &e), -1);
+	cr_assert_eq(e.kind, ERR_INVALID);
+	cr_assert_eq(state_intent_count(s, &n, &e), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(state_begin(s, &e), 0, "%s", e.message);
+	state_rollback(s);
+
+	/* Inside a batch it is part of the batch. */
+	fill_file(&f, "y.jpg");
+	cr_assert_eq(state_begin(s, &e), 0, "%s", e.message);
+	cr_assert_eq(state_file_synced(s, &f, ids, 1, &e), 0, "%s", e.message);
+	state_rollback(s);
+	cr_assert_eq(state_file_get(s, "y.jpg", 5, &got, &e), 0);
+	cr_assert_eq(state_intent_count(s, &n, &e), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(state_begin(s, &e), 0, "%s", e.message);
+	cr_assert_eq(state_file_synced(s, &f, ids, 1, &e), 0, "%s", e.message);
+	cr_assert_eq(state_commit(s, &e), 0, "%s", e.message);
+	state_close(s);
+
+	s = open_ok();
+	cr_assert_eq(state_file_get(s, "y.jpg", 5, &got, &e), 1);
+	state_file_cleanup(&got);
+	cr_assert_eq(state_intent_count(s, &n, &e), 0);
+	cr_assert_eq(n, 0);
+	state_close(s);
+}
+
 Test(state, meta_values)
 {
 	struct state *s = open_ok();
