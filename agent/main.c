@@ -16,9 +16,6 @@
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
-#ifdef HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #include "aws.h"
 #include "checkremote.h"
@@ -28,6 +25,7 @@
 #include "dynamo.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "s3.h"
 #include "state.h"
@@ -43,25 +41,6 @@
 #define CHECK_MAX_RETRY_MS 1000
 #define CHECK_CONNECT_TIMEOUT_MS 5000
 #define CHECK_TIMEOUT_MS 10000
-
-#ifndef HAVE_SYSTEMD
-/* Without libsystemd there is no service manager to tell. */
-static int
-sd_notify(int unset_environment, const char *state)
-{
-	(void)unset_environment;
-	(void)state;
-	return 0;
-}
-
-static int
-sd_watchdog_enabled(int unset_environment, uint64_t *usec)
-{
-	(void)unset_environment;
-	(void)usec;
-	return 0;
-}
-#endif
 
 struct daemon {
 	char *config_path;
@@ -227,10 +206,10 @@ on_notify(void *arg)
 		         sync_paused(d->sync) ? "paused" : "running", st.queued,
 		         st.running, st.uploaded + st.renamed + st.deleted,
 		         st.failed);
-		sd_notify(0, line);
+		notify_send(line);
 	}
 	if (d->watchdog_ms > 0)
-		sd_notify(0, "WATCHDOG=1");
+		notify_send("WATCHDOG=1");
 	loop_timer_set(d->notify_timer,
 	               d->watchdog_ms > 0 && d->watchdog_ms < STATUS_MS
 	                   ? (int64_t)d->watchdog_ms
@@ -242,7 +221,6 @@ static int
 control_setup(struct daemon *d, struct err *e)
 {
 	struct control_deps cd;
-	uint64_t usec = 0;
 
 	memset(&cd, 0, sizeof(cd));
 	cd.loop = d->loop;
@@ -254,8 +232,8 @@ control_setup(struct daemon *d, struct err *e)
 	d->control = control_new(d->cfg, &cd, e);
 	if (d->control == NULL)
 		return -1;
-	if (sd_watchdog_enabled(0, &usec) > 0)
-		d->watchdog_ms = usec / 2000; /* ping at half the interval */
+	/* Pinged at half the interval systemd asks for. */
+	d->watchdog_ms = notify_watchdog_usec() / 2000;
 	d->notify_timer = loop_timer_new(d->loop, on_notify, d, e);
 	return d->notify_timer == NULL ? -1 : 0;
 }
@@ -427,9 +405,9 @@ on_signal(int fd, uint32_t events, void *arg)
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			sd_notify(0, "RELOADING=1");
+			notify_send("RELOADING=1");
 			daemon_reload(d);
-			sd_notify(0, "READY=1");
+			notify_send("READY=1");
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -437,7 +415,7 @@ on_signal(int fd, uint32_t events, void *arg)
 				log_info("stopping: finishing running uploads "
 				         "(at most %d s)",
 				         DRAIN_MS / 1000);
-			sd_notify(0, "STOPPING=1");
+			notify_send("STOPPING=1");
 			d->stop = 1;
 			sync_stop(d->sync);
 			break;
@@ -505,7 +483,7 @@ daemon_run(struct daemon *d, struct err *e)
 		summary_touch(d->summary);
 	if (!d->once) {
 		/* The socket listens and the initial scan is queued. */
-		sd_notify(0, "READY=1");
+		notify_send("READY=1");
 		on_notify(d);
 	}
 	for (;;) {

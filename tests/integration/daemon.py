@@ -54,6 +54,7 @@ class Daemon:
         self.level = level
         self.max_retry_ms = max_retry_ms
         self.proc: subprocess.Popen | None = None
+        self.extra_env: dict = {}
         self.write_conf()
 
     def conf_text(self, **over) -> str:
@@ -83,6 +84,7 @@ log: {{ level = "{v['level']}"; }};
             if k.startswith("AWS_"):
                 env.pop(k)
         env["AWS_EC2_METADATA_DISABLED"] = "true"
+        env.update(self.extra_env)
         return env
 
     def start(self, *args: str, user: str | None = None) -> "Daemon":
