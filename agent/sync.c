@@ -1080,6 +1080,22 @@ job_on_upload(const struct s3_result *res, const struct err *e, void *arg)
 	             job_on_item);
 }
 
+/* A multipart upload was created: its id goes into the intent, so that
+ * after a crash the next start aborts it (its parts would cost storage
+ * and never become an object). */
+static void
+job_on_multipart(const char *upload_id, void *arg)
+{
+	struct job *j = arg;
+	struct err e;
+
+	err_clear(&e);
+	if (j->run->intent > 0 &&
+	    state_intent_set_upload_id(j->sync->state, j->run->intent,
+	                               upload_id, &e) == -1)
+		log_warnx("%s", e.message);
+}
+
 /*
  * Probes the file and records its intent, inside the caller's batch if one
  * is open. Makes no network call and never finishes the job (which could
@@ -1139,10 +1155,13 @@ job_upload_send(struct job *j, enum upload_step step)
 	err_clear(&e);
 	meta[0].name = "sha256";
 	meta[0].value = r->sha256;
+	memset(&body, 0, sizeof(body));
 	body.data = NULL;
 	body.fd = r->fd;
 	body.len = (uint64_t)r->st.st_size;
 	body.sha256 = r->sha256;
+	body.started = job_on_multipart;
+	body.started_arg = j;
 	r->phase = RUN_UPLOADING;
 	if (s3_upload(s->s3, r->key, &body, r->meta.type, meta, 1,
 	              job_on_upload, j, &e) == -1)
@@ -1643,6 +1662,41 @@ sync_rescan(struct sync *s, const char *why)
 	loop_timer_set(s->rescan_timer, 0);
 }
 
+static void
+sync_on_abort(const struct s3_result *res, const struct err *e, void *arg)
+{
+	char *key = arg, p[256];
+
+	(void)res;
+	if (e == NULL)
+		log_info("aborted the interrupted multipart upload of %s",
+		         log_path(key, p, sizeof(p)));
+	else if (e->kind != ERR_CANCEL && strcmp(e->code, "NoSuchUpload") != 0)
+		log_warnx("%s: cannot abort an interrupted multipart upload "
+		          "(its parts stay until a lifecycle rule removes "
+		          "them): %s",
+		          log_path(key, p, sizeof(p)), e->message);
+	free(key);
+}
+
+/* The upload the intent names is never completed: the file is uploaded
+ * again from the start. */
+static void
+sync_abort_upload(struct sync *s, const char *key, const char *upload_id)
+{
+	char *k = strdup(key);
+	struct err e;
+
+	if (k == NULL)
+		return;
+	err_clear(&e);
+	if (s3_abort_multipart(s->s3, k, upload_id, sync_on_abort, k, &e) ==
+	    -1) {
+		log_warnx("cannot abort a multipart upload: %s", e.message);
+		free(k);
+	}
+}
+
 static int
 sync_replay(const struct state_intent *in, void *arg)
 {
@@ -1655,6 +1709,8 @@ sync_replay(const struct state_intent *in, void *arg)
 
 	log_info("finishing an interrupted %s of %s", state_op_name(in->op),
 	         log_path(in->path, p, sizeof(p)));
+	if (in->upload_id != NULL && in->key != NULL)
+		sync_abort_upload(s, in->key, in->upload_id);
 	paths[0] = in->path;
 	paths[1] = in->old_path;
 	for (i = 0; i < 2 && paths[i] != NULL; i++) {

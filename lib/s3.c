@@ -917,6 +917,8 @@ s3_mp_on_create(struct http_response *resp, const struct err *e, void *arg)
 		s3_op_finish(op, &perr);
 		return;
 	}
+	if (op->body.started != NULL)
+		op->body.started(op->upload_id, op->body.started_arg);
 	s3_mp_pump(op);
 }
 

@@ -30,6 +30,11 @@ struct s3_body {
 	int fd; /* -1 for memory */
 	uint64_t len;
 	const char *sha256;
+	/* Optional (NULL): told the UploadId as soon as a multipart upload is
+	 * created, before any part is sent, so that the caller can record it
+	 * and abort the upload after a crash. */
+	void (*started)(const char *upload_id, void *arg);
+	void *started_arg;
 };
 
 struct s3_meta {

@@ -13,6 +13,7 @@ from pathlib import Path
 import testbed
 from common import BIN
 from daemon import Daemon, wait_until
+from faultproxy import FaultProxy
 from images import make
 
 QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
@@ -49,6 +50,37 @@ class Edge(unittest.TestCase):
             os.kill(d.proc.pid, 18)  # SIGCONT
         d.wait_mirror(180)
         self.assertIn("overflow", d.log())
+        self.assertEqual(d.stop(), 0)
+
+    def test_multipart_cut_by_a_crash_is_aborted(self):
+        """A crash in the middle of a multipart upload: the next start
+        aborts the upload the intent recorded, then uploads the file
+        again, so no incomplete upload is left behind."""
+        d = self.daemon(extra="")
+        d.write_conf(d.conf_text().replace("multipart_threshold_mb = 16; part_size_mb = 8;",
+                                           "multipart_threshold_mb = 5; part_size_mb = 5;"))
+        # Every request through the proxy waits 1.5 s: time to see the
+        # upload created and to kill the daemon before its parts are done.
+        proxy = FaultProxy(d.bed.endpoint, slow=1.0, slow_ms=1500).start()
+        self.addCleanup(proxy.stop)
+        direct = d.conf.read_text()
+        d.write_conf(direct.replace(f'endpoint = "{d.endpoint}"', f'endpoint = "{proxy.url}"'))
+        data = os.urandom(16 << 20)
+        (d.root / "big.png").write_bytes(data)
+        s3 = d.bed.s3()
+        d.start()
+        uploads = wait_until(lambda: s3.list_multipart_uploads(Bucket=d.bucket).get("Uploads"),
+                             60, 0.1, "the multipart upload to start")
+        time.sleep(0.5)  # the upload id reaches the intent right away
+        d.kill()
+        self.assertEqual(len(uploads), 1)
+        d.write_conf(direct)
+        d.start()
+        d.wait_mirror(120)
+        self.assertEqual(s3.list_multipart_uploads(Bucket=d.bucket).get("Uploads", []), [])
+        self.assertIn("aborted the interrupted multipart upload of big.png", d.log())
+        body = s3.get_object(Bucket=d.bucket, Key="big.png")["Body"].read()
+        self.assertEqual(body, data)
         self.assertEqual(d.stop(), 0)
 
     def test_mtime_in_the_future_or_past(self):

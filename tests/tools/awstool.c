@@ -145,6 +145,7 @@ start_upload(struct tool *t, const char *key, const char *path,
 	u->key = strdup(key);
 	meta[0].name = "sha256";
 	meta[0].value = u->sha;
+	memset(&body, 0, sizeof(body));
 	body.data = NULL;
 	body.fd = u->fd;
 	body.len = (uint64_t)st.st_size;
