@@ -15,6 +15,7 @@ import unittest
 import testbed
 from common import FULL_POLICY
 from daemon import Daemon, wait_until
+from faultproxy import FaultProxy
 from images import make
 
 
@@ -256,6 +257,31 @@ class Refused(ControlCase):
         # nothing was deleted by the refused /delete
         self.assertTrue((d.root / "a.png").exists())
         d.wait_mirror(5)
+        self.assertEqual(d.stop(), 0)
+
+
+class NonBlocking(ControlCase):
+    def test_a_slow_scan_does_not_block_other_clients(self):
+        d = self.daemon()
+        proxy = FaultProxy(d.bed.endpoint, slow=1.0, slow_ms=3000).start()
+        self.addCleanup(proxy.stop)
+        d.write_conf(d.conf_text().replace(f'endpoint = "{d.endpoint}"',
+                                           f'endpoint = "{proxy.url}"'))
+        sock = self.start(d)
+        result = {}
+
+        def getall():
+            result["getall"] = curl(sock, "GET", "/getall")[:2]
+        t = threading.Thread(target=getall)
+        t.start()
+        time.sleep(0.5)  # the Scan is on its way (the proxy holds it 3 s)
+        # While the Scan waits on the (slow) server, the loop serves others.
+        for _ in range(5):
+            self.assertEqual(curl(sock, "GET", "/status")[0], 200)
+            self.assertEqual(curl(sock, "GET", "/getall?local=1")[0], 200)
+        self.assertTrue(t.is_alive(), "the Scan finished too early to prove anything")
+        t.join(30)
+        self.assertEqual(result["getall"], (200, {"images": []}))
         self.assertEqual(d.stop(), 0)
 
 
