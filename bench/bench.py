@@ -10,6 +10,15 @@ checks so every peer can talk to it), in one invocation:
                ceiling of the server
 For each: wall time, requests/s, CPU time (user+sys) and peak RSS, and the
 ratios the targets are stated in. Prints a Markdown report.
+
+--server emulators runs the same four clients against the npm emulators
+instead: S3 on s3rver, DynamoDB on dynalite (both on 127.0.0.1, installed
+on demand by the test bed). Unlike moto, which closes the connection after
+every response, both keep connections alive, so this measures the clients
+when connections are reused. s3rver accepts only the key pair
+S3RVER/S3RVER; dynalite checks no key, so everyone is given S3RVER/S3RVER.
+--strace FILE attaches `strace -f -c` to imgsyncd for its run (syscall
+counts, e.g. connect(); that run's CPU time is inflated by strace).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -59,8 +69,11 @@ def run_measured(argv, env=None, cwd=None) -> dict:
     return {"wall": wall, "cpu": float(user) + float(sys_), "rss_kb": int(rss)}
 
 
-def bench_imgsyncd(bed, src: Path, work: Path, n: int, binary: Path) -> dict:
-    bucket, table = bed.bucket(), bed.table()
+def bench_imgsyncd(bed, src: Path, work: Path, n: int, binary: Path,
+                   ddb_bed=None, strace_out: str | None = None) -> dict:
+    """``bed`` serves S3 (and DynamoDB unless ``ddb_bed`` is given)."""
+    ddb_bed = ddb_bed or bed
+    bucket, table = bed.bucket(), ddb_bed.table()
     root = work / "watch"
     root.mkdir()
     state = work / "state.db"
@@ -68,7 +81,7 @@ def bench_imgsyncd(bed, src: Path, work: Path, n: int, binary: Path) -> dict:
     conf.write_text(f"""
 watch: {{ root = "{root}"; }};
 s3: {{ bucket = "{bucket}"; region = "us-east-1"; endpoint = "{bed.endpoint}"; path_style = true; }};
-dynamodb: {{ table = "{table}"; endpoint = "{bed.endpoint}"; }};
+dynamodb: {{ table = "{table}"; endpoint = "{ddb_bed.endpoint}"; }};
 credentials: {{ access_key_id = "{bed.admin[0]}"; secret_access_key = "{bed.admin[1]}"; }};
 state: {{ path = "{state}"; }};
 control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
@@ -81,6 +94,11 @@ log: {{ level = "info"; }};
     deadline = time.monotonic() + 20
     while "watching" not in (work / "imgsyncd.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
+    tracer = None
+    if strace_out:
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", strace_out, "-p", str(p.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # attached to every thread before the files appear
     t0 = time.monotonic()
     # dropped at once: the whole tree appears in the folder in one rename
     os.rename(src, root / src.name)
@@ -103,6 +121,9 @@ log: {{ level = "info"; }};
     cpu = (int(fields[11]) + int(fields[12])) / tick
     with open(f"/proc/{p.pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
+        tracer.wait(30)
     p.terminate()
     p.wait(30)
     log.close()
@@ -113,7 +134,7 @@ log: {{ level = "info"; }};
     objs = sum(pg.get("KeyCount", 0) for pg in
                bed.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket))
     items = sum(pg["Count"] for pg in
-                bed.dynamodb().get_paginator("scan").paginate(TableName=table))
+                ddb_bed.dynamodb().get_paginator("scan").paginate(TableName=table))
     if objs != n or items != n:
         raise RuntimeError(f"imgsyncd: {objs} objects, {items} items, want {n}")
     return {"wall": wall, "cpu": cpu, "rss_kb": rss, "requests": 2 * n}
@@ -162,14 +183,30 @@ def bench_curl(bed, src: Path, n: int, work: Path) -> dict:
     return r
 
 
+def run_clients(bed, ddb_bed, src: Path, work: Path, args) -> dict:
+    """The four clients in turn; ``bed`` serves S3 (and DynamoDB unless
+    ``ddb_bed``): each gets a bucket of its own."""
+    res = {}
+    res["imgsyncd"] = bench_imgsyncd(bed, src, work, args.files, Path(args.bin),
+                                     ddb_bed=ddb_bed, strace_out=args.strace)
+    res["rclone copy"] = bench_rclone(bed, src, args.files)
+    res["aws s3 cp"] = bench_aws(bed, src, args.files)
+    res["curl --parallel"] = bench_curl(bed, src, args.files, work)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--folders", type=int, default=20)
     ap.add_argument("--size", type=int, default=30000)
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "imgsyncd"))
+    ap.add_argument("--server", choices=("moto", "emulators"), default="moto",
+                    help="moto (default), or s3rver + dynalite, which keep connections alive")
+    ap.add_argument("--strace", metavar="FILE",
+                    help="write `strace -f -c` of imgsyncd's run to FILE")
     args = ap.parse_args()
-    for tool in ("rclone", "aws", "curl"):
+    for tool in ("rclone", "aws", "curl") + (("strace",) if args.strace else ()):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is missing", file=sys.stderr)
             return 1
@@ -177,16 +214,21 @@ def main() -> int:
         work = Path(tmp)
         src = work / "images"
         make_tree(src, args.files, args.folders, args.size)
-        with testbed.Moto(auth=False) as bed:
-            res = {}
-            res["imgsyncd"] = bench_imgsyncd(bed, src, work, args.files, Path(args.bin))
-            res["rclone copy"] = bench_rclone(bed, src, args.files)
-            res["aws s3 cp"] = bench_aws(bed, src, args.files)
-            res["curl --parallel"] = bench_curl(bed, src, args.files, work)
+        if args.server == "moto":
+            with testbed.Moto(auth=False) as bed:
+                res = run_clients(bed, None, src, work, args)
+        else:
+            with testbed.S3rver() as bed, testbed.Dynalite() as ddb_bed:
+                res = run_clients(bed, ddb_bed, src, work, args)
     ceiling = res["curl --parallel"]["requests"] / res["curl --parallel"]["wall"]
+    if args.server == "moto":
+        server = (f"moto {testbed.moto_version() if hasattr(testbed, 'moto_version') else ''} "
+                  f"on 127.0.0.1")
+    else:
+        server = (f"s3rver {testbed.NPM_PACKAGES['s3rver']} (S3) and dynalite "
+                  f"{testbed.NPM_PACKAGES['dynalite']} (DynamoDB) on 127.0.0.1, keep-alive")
     print(f"{args.files} files of ~{args.size // 1000} KB in {args.folders} folders, "
-          f"moto {testbed.moto_version() if hasattr(testbed, 'moto_version') else ''} "
-          f"on 127.0.0.1; {os.cpu_count()} cores, {platform.platform()}\n")
+          f"{server}; {os.cpu_count()} cores, {platform.platform()}\n")
     print("| client | wall s | requests/s | of curl ceiling | CPU s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for name, r in res.items():
