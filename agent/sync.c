@@ -138,6 +138,8 @@ struct sync {
 	int rescan_pending;
 	int stopping;
 	int paused;
+	int pumping;    /* in sync_pump */
+	int pump_again; /* sync_pump was called again meanwhile */
 	int root_gone;
 	struct sync_stats stats;
 	char last_error[1024];
@@ -651,22 +653,38 @@ job_start(struct job *j)
 	}
 }
 
-/* While paused only control-socket deletes start (the queue is walked from
- * its head each time: job_start may finish jobs and change it). */
+/*
+ * Starts ready jobs while slots are free. While paused only control-socket
+ * deletes start (the queue is walked from its head each time: job_start may
+ * finish jobs and change it). Not reentrant: a job that finishes at once
+ * (an unchanged file) calls back here through job_finish, and recursing
+ * once per such file overflowed the stack at start-up with tens of
+ * thousands of unchanged files; the nested call only asks the outer loop
+ * to go on.
+ */
 static void
 sync_pump(struct sync *s)
 {
 	struct job *j;
 
-	while (!s->stopping && s->running < s->concurrency) {
-		j = s->ready.head;
-		while (s->paused && j != NULL && j->del == NULL)
-			j = j->qnext;
-		if (j == NULL)
-			break;
-		queue_remove(&s->ready, j);
-		job_start(j);
+	if (s->pumping) {
+		s->pump_again = 1;
+		return;
 	}
+	s->pumping = 1;
+	do {
+		s->pump_again = 0;
+		while (!s->stopping && s->running < s->concurrency) {
+			j = s->ready.head;
+			while (s->paused && j != NULL && j->del == NULL)
+				j = j->qnext;
+			if (j == NULL)
+				break;
+			queue_remove(&s->ready, j);
+			job_start(j);
+		}
+	} while (s->pump_again);
+	s->pumping = 0;
 }
 
 static int64_t
