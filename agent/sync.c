@@ -474,6 +474,36 @@ job_keep_intent(struct job *j, int64_t id)
 static int sync_trash(struct sync *s, const char *path, const char *trash,
                       char *msg, size_t msglen);
 
+/*
+ * A control-socket delete is noted in the state database ("trash:PATH" ->
+ * the trash folder) before its first request, and forgotten once the file
+ * was moved or the delete failed; a note left by a crash or a stop is
+ * finished at the next start, before the file could be uploaded again.
+ */
+static void
+trash_note(struct sync *s, const char *path, const char *trash, int put)
+{
+	struct buf name;
+	struct err e;
+	char p[256];
+	int rc = 0;
+
+	buf_init(&name, 0);
+	err_clear(&e);
+	if (buf_printf(&name, "trash:%s", path) == -1)
+		rc = -1;
+	else if (put)
+		rc = state_meta_put(s->state, name.data, trash, strlen(trash),
+		                    &e);
+	else
+		rc = state_meta_delete(s->state, name.data, &e);
+	if (rc == -1)
+		log_warnx("state: cannot %s the delete of %s: %s",
+		          put ? "note" : "forget", log_path(path, p, sizeof(p)),
+		          e.message[0] ? e.message : "out of memory");
+	buf_cleanup(&name);
+}
+
 /* The remote copies of a control-socket delete are gone (ok) or it was
  * cancelled: the local file goes to the trash, and the caller is told. */
 static void
@@ -481,16 +511,15 @@ job_answer_delete(struct job *j, int ok)
 {
 	char msg[600];
 
-	if (!ok) {
+	int rc;
+
+	if (!ok) { /* finished at the next start */
 		waiter_answer(&j->run->api, -2, "imgsyncd is stopping");
 		return;
 	}
-	if (sync_trash(j->sync, j->path, j->run->api->trash, msg,
-	               sizeof(msg)) == -1) {
-		waiter_answer(&j->run->api, -1, msg);
-		return;
-	}
-	waiter_answer(&j->run->api, 0, msg);
+	rc = sync_trash(j->sync, j->path, j->run->api->trash, msg, sizeof(msg));
+	trash_note(j->sync, j->path, "", 0);
+	waiter_answer(&j->run->api, rc == -1 ? -1 : 0, msg);
 }
 
 /*
@@ -593,8 +622,10 @@ job_fail(struct job *j, const char *fmt, ...)
 	va_end(ap);
 	log_warnx("%s: %s", log_path(j->path, p, sizeof(p)), reason);
 	snprintf(s->last_error, sizeof(s->last_error), "%s: %s", p, reason);
-	if (j->run != NULL)
+	if (j->run != NULL && j->run->api != NULL) {
+		trash_note(s, j->path, "", 0); /* the file stays */
 		waiter_answer(&j->run->api, -1, reason);
+	}
 	err_clear(&e);
 	if (state_file_fail(s->state, j->path, j->path_len, reason, &e) == -1)
 		log_warnx("%s", e.message);
@@ -647,6 +678,7 @@ job_start(struct job *j)
 		j->run->api = j->del;
 		j->del = NULL;
 		j->force_delete = 1; /* the item may be one state never had */
+		trash_note(j->sync, j->path, j->run->api->trash, 1);
 		job_gone(j);
 	} else {
 		job_converge(j);
@@ -1747,10 +1779,76 @@ sync_replay(const struct state_intent *in, void *arg)
 	return 0;
 }
 
+struct trash_left {
+	char **paths;
+	char **dirs;
+	size_t n;
+	int nomem;
+};
+
+static int
+trash_left_row(const char *name, const void *value, size_t len, void *arg)
+{
+	struct trash_left *t = arg;
+	char **p, **d;
+
+	p = realloc(t->paths, (t->n + 1) * sizeof(*p));
+	if (p != NULL)
+		t->paths = p;
+	d = realloc(t->dirs, (t->n + 1) * sizeof(*d));
+	if (d != NULL)
+		t->dirs = d;
+	if (p == NULL || d == NULL ||
+	    (t->paths[t->n] = strdup(name + strlen("trash:"))) == NULL) {
+		t->nomem = 1;
+		return 1;
+	}
+	if ((t->dirs[t->n] = strndup(value, len)) == NULL) {
+		free(t->paths[t->n]);
+		t->nomem = 1;
+		return 1;
+	}
+	t->n++;
+	return 0;
+}
+
+/* Control-socket deletes a crash or a stop cut short: their files go to
+ * the trash now, before the rescan could upload them again; the intents'
+ * replay deletes what is left remotely. */
+static int
+sync_finish_trash(struct sync *s, struct err *e)
+{
+	struct trash_left t;
+	char msg[700], p[256];
+	size_t i;
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	rc = state_meta_each(s->state, "trash:", trash_left_row, &t, e);
+	if (rc != -1 && t.nomem) {
+		err_set(e, ERR_SYS, "out of memory");
+		rc = -1;
+	}
+	for (i = 0; i < t.n; i++) {
+		if (rc != -1) {
+			sync_trash(s, t.paths[i], t.dirs[i], msg, sizeof(msg));
+			log_info("finishing an interrupted delete of %s: %s",
+			         log_path(t.paths[i], p, sizeof(p)), msg);
+			trash_note(s, t.paths[i], "", 0);
+		}
+		free(t.paths[i]);
+		free(t.dirs[i]);
+	}
+	free(t.paths);
+	free(t.dirs);
+	return rc == -1 ? -1 : 0;
+}
+
 int
 sync_start(struct sync *s, struct err *e)
 {
-	if (state_intents_each(s->state, sync_replay, s, e) == -1)
+	if (sync_finish_trash(s, e) == -1 ||
+	    state_intents_each(s->state, sync_replay, s, e) == -1)
 		return -1;
 	s->rescan_pending = 1;
 	sync_do_rescan(s);
@@ -2106,15 +2204,21 @@ sync_delete(struct sync *s, const char *path, const char *trash,
 	return 0;
 }
 
-/* Creates trash/dir-of-path with every missing parent. */
+/* Creates trash/dir-of-path with every missing parent. A component that
+ * exists but is not a directory fails with ENOTDIR. */
 static int
 trash_mkdirs(char *dst)
 {
+	struct stat st;
 	char *p;
 
 	for (p = dst + 1; (p = strchr(p, '/')) != NULL; p++) {
 		*p = '\0';
-		if (mkdir(dst, 0700) == -1 && errno != EEXIST) {
+		if (mkdir(dst, 0700) == -1 &&
+		    (errno != EEXIST || stat(dst, &st) == -1 ||
+		     !S_ISDIR(st.st_mode))) {
+			if (errno == EEXIST)
+				errno = ENOTDIR;
 			*p = '/';
 			return -1;
 		}
@@ -2123,41 +2227,109 @@ trash_mkdirs(char *dst)
 	return 0;
 }
 
-/* The trash is on another file system: copy, then unlink. */
+/* fsync of the directory holding path, so that a new entry in it is on
+ * disk before the file's old name is removed. */
+static int
+fsync_parent(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int fd, rc = -1, saved;
+
+	if (dir == NULL)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir)
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd != -1) {
+		rc = fsync(fd);
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	free(dir);
+	return rc;
+}
+
+/*
+ * The trash is on another file system: the file is copied under a
+ * temporary name, synced, given its name (never replacing one: EEXIST
+ * then), the directory synced, and only then is the original unlinked, so
+ * a crash or power loss at any point leaves the file in one of the two
+ * places. It blocks the loop for the copy: images are small, and a file
+ * of hundreds of MB takes a second or so.
+ */
 static int
 trash_copy(int dfd, const char *base, const char *dst)
 {
 	char chunk[65536];
+	struct buf tmp;
+	struct stat st;
 	ssize_t n = 0;
-	int in, out, rc = -1, saved;
+	int in, out = -1, rc = -1, saved;
 
-	in = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (in == -1)
 		return -1;
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out == -1) {
+	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {
 		close(in);
+		errno = EINVAL; /* swapped for something else meanwhile */
 		return -1;
 	}
+	buf_init(&tmp, 0);
+	if (buf_printf(&tmp, "%s.imgsync-partial-%ld", dst, (long)getpid()) ==
+	    -1)
+		goto out;
+	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out == -1)
+		goto out;
 	while ((n = read(in, chunk, sizeof(chunk))) > 0)
 		if (write(out, chunk, (size_t)n) != n)
 			break;
-	if (n == 0 && fsync(out) == 0 && unlinkat(dfd, base, 0) == 0)
-		rc = 0;
-	saved = errno;
-	close(in);
-	if (close(out) == -1 && rc == 0) {
-		rc = -1;
-		saved = errno;
-	}
+	if (n != 0 || fsync(out) == -1)
+		goto out;
+	rc = close(out);
+	out = -1;
 	if (rc == -1)
+		goto out;
+	rc = -1;
+	if (renameat2(AT_FDCWD, tmp.data, AT_FDCWD, dst, RENAME_NOREPLACE) ==
+	    -1)
+		goto out;
+	if (fsync_parent(dst) == 0 && unlinkat(dfd, base, 0) == 0)
+		rc = 0;
+	else
 		unlink(dst);
+out:
+	saved = errno;
+	if (out != -1)
+		close(out);
+	if (rc == -1 && tmp.data != NULL)
+		unlink(tmp.data);
+	close(in);
+	buf_cleanup(&tmp);
 	errno = saved;
 	return rc;
 }
 
-/* Moves the local file (if it is still there) to trash/path, or
- * trash/path.N when that is taken; msg says where, or why not. */
+/* Candidate n of where path goes in the trash: trash/path, then
+ * trash/path.1 ... and, when a directory on the way is taken by a file (a
+ * file of that name was deleted before), trash/.deleted-TIME-N/path. */
+static int
+trash_name(struct buf *dst, const char *trash, const char *path, int n,
+           int conflict)
+{
+	buf_reset(dst);
+	if (conflict)
+		return buf_printf(dst, "%s/.deleted-%lld-%d/%s", trash,
+		                  (long long)time(NULL), n, path);
+	if (n == 0)
+		return buf_printf(dst, "%s/%s", trash, path);
+	return buf_printf(dst, "%s/%s.%d", trash, path, n);
+}
+
+/* Moves the local file (if it is still there) to the trash; msg says
+ * where, or why not. */
 static int
 sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
            size_t msglen)
@@ -2165,7 +2337,7 @@ sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
 	const char *base;
 	struct buf dst;
 	struct stat st;
-	int dfd, n, rc = -1;
+	int dfd, n, conflict = 0, rc = -1;
 
 	snprintf(msg, msglen, "no local file");
 	dfd = sync_open_parent(s, path, &base);
@@ -2177,17 +2349,21 @@ sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
 		return 0;
 	}
 	buf_init(&dst, 0);
-	for (n = 0; n < 1000; n++) {
-		buf_reset(&dst);
-		if (buf_printf(&dst, "%s/%s", trash, path) == -1 ||
-		    (n > 0 && buf_printf(&dst, ".%d", n) == -1) ||
-		    trash_mkdirs(dst.data) == -1)
+	for (n = 0; n < 100; n++) {
+		if (trash_name(&dst, trash, path, n, conflict) == -1)
 			break;
-		if (renameat2(dfd, base, AT_FDCWD, dst.data,
-		              RENAME_NOREPLACE) == 0 ||
-		    (errno == EXDEV && trash_copy(dfd, base, dst.data) == 0)) {
+		if (trash_mkdirs(dst.data) == 0 &&
+		    (renameat2(dfd, base, AT_FDCWD, dst.data,
+		               RENAME_NOREPLACE) == 0 ||
+		     (errno == EXDEV &&
+		      trash_copy(dfd, base, dst.data) == 0))) {
 			rc = 0;
 			break;
+		}
+		if (errno == ENOTDIR && !conflict) {
+			conflict = 1;
+			n = -1;
+			continue;
 		}
 		if (errno != EEXIST)
 			break;

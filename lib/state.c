@@ -117,6 +117,7 @@ enum stmt_id {
 	ST_META_GET,
 	ST_META_PUT,
 	ST_META_DELETE,
+	ST_META_EACH,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -167,6 +168,8 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_META_PUT] = "INSERT OR REPLACE INTO meta (name, value) "
                     "VALUES (?1, ?2)",
     [ST_META_DELETE] = "DELETE FROM meta WHERE name = ?1",
+    [ST_META_EACH] = "SELECT name, value FROM meta "
+                     "WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -1337,7 +1340,10 @@ state_intent_set_upload_id(struct state *s, int64_t id, const char *upload_id,
 		stmt_put(s, ST_INTENT_UPLOAD_ID, st);
 		return -1;
 	}
-	return stmt_run(s, ST_INTENT_UPLOAD_ID, st, e);
+	/* Durable like the intent itself: the parts are sent next. */
+	if (stmt_run(s, ST_INTENT_UPLOAD_ID, st, e) == -1)
+		return -1;
+	return s->in_batch ? 0 : state_wal_sync(s, e);
 }
 
 int
@@ -1531,4 +1537,42 @@ state_meta_delete(struct state *s, const char *name, struct err *e)
 		return -1;
 	}
 	return stmt_run(s, ST_META_DELETE, st, e);
+}
+
+int
+state_meta_each(struct state *s, const char *prefix, state_meta_cb cb,
+                void *arg, struct err *e)
+{
+	sqlite3_stmt *st;
+	const char *name;
+	const void *value;
+	int rc, ret = 0;
+
+	if ((st = stmt_get(s, ST_META_EACH, e)) == NULL)
+		return -1;
+	if ((rc = bind_text(st, 1, prefix)) != SQLITE_OK) {
+		state_dberr(s, rc, e);
+		stmt_put(s, ST_META_EACH, st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		value = sqlite3_column_blob(st, 1);
+		if (name == NULL) {
+			state_nomem(s, e);
+			ret = -1;
+			break;
+		}
+		if (cb(name, value != NULL ? value : "",
+		       (size_t)sqlite3_column_bytes(st, 1), arg) != 0) {
+			ret = 1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		state_dberr(s, rc, e);
+		ret = -1;
+	}
+	stmt_put(s, ST_META_EACH, st);
+	return ret;
 }

@@ -182,7 +182,8 @@ void state_intent_cleanup(struct state_intent *in);
  */
 int64_t state_intent_add(struct state *s, const struct state_intent *in,
                          struct err *e);
-/* Remembers the multipart upload id of an upload intent (NULL clears). */
+/* Remembers the multipart upload id of an upload intent (NULL clears); on
+ * disk when it returns, as an intent is. */
 int state_intent_set_upload_id(struct state *s, int64_t id,
                                const char *upload_id, struct err *e);
 /* The operation finished (both calls succeeded): forgets it. 0 also when
@@ -217,5 +218,12 @@ int state_meta_get(struct state *s, const char *name, char **value, size_t *len,
 int state_meta_put(struct state *s, const char *name, const void *value,
                    size_t len, struct err *e);
 int state_meta_delete(struct state *s, const char *name, struct err *e);
+/* The rows whose name starts with prefix, by name; return convention as
+ * state_files_each. name and value are borrowed for the call; cb must not
+ * write to meta. */
+typedef int (*state_meta_cb)(const char *name, const void *value, size_t len,
+                             void *arg);
+int state_meta_each(struct state *s, const char *prefix, state_meta_cb cb,
+                    void *arg, struct err *e);
 
 #endif

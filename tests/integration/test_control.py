@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
+import tempfile
 import socket
 import subprocess
 import threading
 import time
 import unittest
+from pathlib import Path
 
 import testbed
 from common import FULL_POLICY
@@ -375,6 +379,63 @@ class Safety(ControlCase):
         self.assertFalse((d.dir / "trash").exists())
         self.assertEqual(set(d.remote_items()), {"keep.png", "link.png", "linkdir/secret.png"})
         self.assertEqual(set(d.remote_objects()), {"keep.png"})
+        self.assertEqual(d.stop(), 0)
+
+    def test_trash_name_clashes_and_another_file_system(self):
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tempfile.gettempdir()).st_dev:
+            self.skipTest("no second file system for the trash (/dev/shm)")
+        trash = Path(tempfile.mkdtemp(prefix="imgsync-trash.", dir=shm))
+        self.addCleanup(shutil.rmtree, trash, ignore_errors=True)
+        d = self.daemon()
+        d.write_conf(d.conf_text().replace(f'trash = "{d.dir}/trash"', f'trash = "{trash}"'))
+        files = self.drop(d, ["x.png", "y.png"])
+        sock = self.start(d)
+        d.wait_mirror(60)
+        st, doc, _ = curl(sock, "DELETE", "/delete", {"FileName": "x.png"})
+        self.assertEqual(st, 200, doc)
+        # copied across file systems, then unlinked; no partial file left
+        self.assertEqual((trash / "x.png").read_bytes(), files["x.png"])
+        self.assertFalse((d.root / "x.png").exists())
+        # a folder now has the name of the trashed file: the next delete
+        # under it goes to a fresh folder of the trash
+        (d.root / "x.png").mkdir()
+        files = self.drop(d, ["x.png/b.png"])
+        d.wait_mirror(60, local={"y.png": (d.root / "y.png").read_bytes(), **files})
+        st, doc, _ = curl(sock, "DELETE", "/delete", {"FileName": "x.png/b.png"})
+        self.assertEqual(st, 200, doc)
+        moved = list(trash.glob(".deleted-*/x.png/b.png"))
+        self.assertEqual(len(moved), 1, doc)
+        self.assertEqual(moved[0].read_bytes(), files["x.png/b.png"])
+        # the same name again: trash/y.png, then trash/y.png.1
+        for _ in range(2):
+            data = (d.root / "y.png").read_bytes()
+            st, doc, _ = curl(sock, "DELETE", "/delete", {"FileName": "y.png"})
+            self.assertEqual(st, 200, doc)
+            (d.root / "y.png").write_bytes(data + b"again")
+            d.wait_mirror(60)
+        self.assertTrue((trash / "y.png").is_file())
+        self.assertTrue((trash / "y.png.1").is_file())
+        self.assertEqual([p.name for p in trash.iterdir() if "partial" in p.name], [])
+        self.assertEqual(d.stop(), 0)
+
+    def test_delete_cut_short_is_finished_at_start(self):
+        d = self.daemon()
+        files = self.drop(d, ["a.png", "b.png"])
+        self.start(d)
+        d.wait_mirror(60)
+        self.assertEqual(d.stop(), 0)
+        # What a crash between the remote deletes and the move leaves: the
+        # note of the delete (and the file still in the root).
+        db = sqlite3.connect(d.state_path)
+        db.execute("INSERT INTO meta(name, value) VALUES (?, ?)",
+                   ("trash:a.png", str(d.dir / "trash").encode()))
+        db.commit()
+        db.close()
+        self.start(d)
+        d.wait_mirror(60, local={"b.png": files["b.png"]})
+        self.assertEqual((d.dir / "trash" / "a.png").read_bytes(), files["a.png"])
+        self.assertIn("finishing an interrupted delete of a.png", d.log())
         self.assertEqual(d.stop(), 0)
 
     def test_stale_socket_replaced_live_one_refused(self):

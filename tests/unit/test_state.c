@@ -1007,6 +1007,53 @@ Test(state, meta_values)
 	state_close(s);
 }
 
+struct meta_seen {
+	char names[8][32];
+	size_t lens[8];
+	int n;
+	int stop_at;
+};
+
+static int
+meta_row(const char *name, const void *value, size_t len, void *arg)
+{
+	struct meta_seen *m = arg;
+
+	(void)value;
+	snprintf(m->names[m->n], sizeof(m->names[0]), "%s", name);
+	m->lens[m->n++] = len;
+	return m->n == m->stop_at;
+}
+
+Test(state, meta_each_by_prefix)
+{
+	struct state *s = open_ok();
+	struct meta_seen m;
+	struct err e;
+
+	err_clear(&e);
+	cr_assert_eq(state_meta_put(s, "trash:b/\xff.png", "/t", 2, &e), 0);
+	cr_assert_eq(state_meta_put(s, "trash:a.png", "/trash", 6, &e), 0);
+	cr_assert_eq(state_meta_put(s, "trash", "x", 1, &e), 0);
+	cr_assert_eq(state_meta_put(s, "trasH:c", "x", 1, &e), 0);
+	cr_assert_eq(state_meta_put(s, "watch_root", "/srv", 4, &e), 0);
+	memset(&m, 0, sizeof(m));
+	cr_assert_eq(state_meta_each(s, "trash:", meta_row, &m, &e), 0, "%s",
+	             e.message);
+	cr_assert_eq(m.n, 2);
+	cr_assert_str_eq(m.names[0], "trash:a.png");
+	cr_assert_eq(m.lens[0], 6);
+	cr_assert_str_eq(m.names[1], "trash:b/\xff.png");
+	memset(&m, 0, sizeof(m));
+	m.stop_at = 1;
+	cr_assert_eq(state_meta_each(s, "trash:", meta_row, &m, &e), 1);
+	cr_assert_eq(m.n, 1);
+	memset(&m, 0, sizeof(m));
+	cr_assert_eq(state_meta_each(s, "nothing:", meta_row, &m, &e), 0);
+	cr_assert_eq(m.n, 0);
+	state_close(s);
+}
+
 static void
 write_file(const char *path, const char *data, size_t len)
 {
