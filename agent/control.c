@@ -24,6 +24,7 @@
 #define CTL_CONN_MEMORY 32768 /* MHD's buffer per connection */
 #define CTL_MAX_SCANS 50      /* Scan calls per /getall page */
 #define CTL_RATE_WINDOW 10    /* seconds /status's rate is taken over */
+#define CTL_MAX_WAITING 256   /* connections waiting on DynamoDB at once */
 
 struct ctl_conn;
 
@@ -45,10 +46,12 @@ struct control {
 	char *bucket;
 	char *table;
 	size_t max_body;
+	unsigned timeout_ms; /* a DynamoDB wait is answered 504 after it */
 	uint64_t started_ms;
 	uint64_t done[CTL_RATE_WINDOW + 1]; /* files done, one per second */
 	unsigned ndone;
 	struct ctl_conn *conns;
+	unsigned nwaiting; /* suspended connections */
 };
 
 /*
@@ -67,8 +70,10 @@ struct ctl_conn {
 	struct buf body;
 	int too_big;
 	int suspended;
-	int pending; /* a callback will still come */
-	int done;    /* MHD finished the connection */
+	int pending;   /* a callback will still come */
+	int timed_out; /* answered 504 before the callback came */
+	struct loop_timer *deadline;
+	int done; /* MHD finished the connection */
 	struct ctl_request req;
 	unsigned reply_status;
 	char *reply_body;
@@ -92,6 +97,7 @@ conn_free(struct ctl_conn *k)
 		if (k->next != NULL)
 			k->next->prev = k->prev;
 	}
+	loop_timer_free(k->deadline);
 	buf_cleanup(&k->body);
 	ctl_request_cleanup(&k->req);
 	free(k->reply_body);
@@ -167,17 +173,77 @@ conn_error(struct ctl_conn *k, unsigned status, const char *message)
 	                 "application/json");
 }
 
-/* The request's connection waits for a callback. */
-static void
-conn_suspend(struct ctl_conn *k)
+static enum MHD_Result
+conn_busy(struct ctl_conn *k)
 {
-	k->pending = 1;
-	k->suspended = 1;
-	MHD_suspend_connection(k->mc);
+	return conn_error(k, 503,
+	                  "too many requests are waiting on DynamoDB; try "
+	                  "again later");
 }
 
-/* A callback's answer: kept for the handler, which MHD calls again once the
- * connection is resumed. Takes body. */
+/* The answer for a suspended connection: kept for the handler, which MHD
+ * calls again once the connection is resumed. Takes body. */
+static void
+conn_resume(struct ctl_conn *k, unsigned status, char *body)
+{
+	k->reply_status = status;
+	free(k->reply_body);
+	k->reply_body = body;
+	if (k->reply_body == NULL) {
+		k->reply_status = 500;
+		k->reply_body = ctl_error_body("out of memory");
+	}
+	if (!k->suspended)
+		return;
+	k->suspended = 0;
+	k->c->nwaiting--;
+	loop_timer_set(k->deadline, -1);
+	MHD_resume_connection(k->mc);
+	loop_timer_set(k->c->timer, 0);
+}
+
+/* DynamoDB retries without end through an outage: the client is told after
+ * a while, and the call goes on (its callback finds the request
+ * answered). */
+static void
+conn_on_deadline(void *arg)
+{
+	struct ctl_conn *k = arg;
+
+	if (k->c == NULL || !k->suspended)
+		return;
+	k->timed_out = 1;
+	conn_resume(k, 504,
+	            ctl_error_body("DynamoDB did not answer in time (it is "
+	                           "retried in the background); see "
+	                           "/status for the last error"));
+}
+
+/* The request's connection waits for a callback; 0, or -1 when too many
+ * do already (the caller answers 503). */
+static int
+conn_suspend(struct ctl_conn *k)
+{
+	struct err e;
+
+	if (k->c->nwaiting >= CTL_MAX_WAITING)
+		return -1;
+	if (k->deadline == NULL) {
+		err_clear(&e);
+		k->deadline =
+		    loop_timer_new(k->c->loop, conn_on_deadline, k, &e);
+		if (k->deadline == NULL)
+			return -1;
+	}
+	k->pending = 1;
+	k->suspended = 1;
+	k->c->nwaiting++;
+	loop_timer_set(k->deadline, (int64_t)k->c->timeout_ms);
+	MHD_suspend_connection(k->mc);
+	return 0;
+}
+
+/* A callback's answer. Takes body. */
 static void
 conn_answer(struct ctl_conn *k, unsigned status, char *body)
 {
@@ -187,18 +253,11 @@ conn_answer(struct ctl_conn *k, unsigned status, char *body)
 		conn_free(k);
 		return;
 	}
-	k->reply_status = status;
-	free(k->reply_body);
-	k->reply_body = body;
-	if (k->reply_body == NULL) {
-		k->reply_status = 500;
-		k->reply_body = ctl_error_body("out of memory");
+	if (k->timed_out) { /* answered already; MHD frees k */
+		free(body);
+		return;
 	}
-	if (k->suspended) {
-		k->suspended = 0;
-		MHD_resume_connection(k->mc);
-		loop_timer_set(k->c->timer, 0);
-	}
+	conn_resume(k, status, body);
 }
 
 static void
@@ -644,7 +703,9 @@ on_delete_lookup(json_t *resp, const struct err *e, void *arg)
 	err_clear(&se);
 	if (sync_delete(k->c->sync, k->req.path, k->c->trash, on_deleted, k,
 	                &se) == -1)
-		conn_answer(k, 500, ctl_error_body(se.message));
+		conn_answer(k,
+		            se.http_status > 0 ? (unsigned)se.http_status : 500,
+		            ctl_error_body(se.message));
 }
 
 static void
@@ -701,7 +762,8 @@ control_delete(struct ctl_conn *k)
 	default:
 		break;
 	}
-	conn_suspend(k);
+	if (conn_suspend(k) == -1)
+		return conn_busy(k);
 	getitem_start(k, on_delete_lookup);
 	return MHD_YES;
 }
@@ -812,11 +874,13 @@ control_dispatch(struct ctl_conn *k)
 				                  "this API gave");
 		}
 		k->images = json_array();
-		conn_suspend(k);
+		if (conn_suspend(k) == -1)
+			return conn_busy(k);
 		getall_scan(k);
 		return MHD_YES;
 	case CTL_GETITEM:
-		conn_suspend(k);
+		if (conn_suspend(k) == -1)
+			return conn_busy(k);
 		getitem_start(k, on_getitem);
 		return MHD_YES;
 	case CTL_DELETE:
@@ -1115,6 +1179,7 @@ control_reconfigure(struct control *c, const struct config *cfg)
 	free(c->trash);
 	c->trash = trash;
 	c->max_body = (size_t)cfg->control.max_body_kb * 1024;
+	c->timeout_ms = (unsigned)cfg->control.timeout_ms;
 	if (strcmp(cfg->control.socket, c->socket_path) != 0)
 		log_warnx("control.socket changes take effect at the next "
 		          "restart");
@@ -1142,6 +1207,7 @@ control_new(const struct config *cfg, const struct control_deps *deps,
 	c->ddbc = deps->ddbc;
 	c->started_ms = loop_now_ms();
 	c->max_body = (size_t)cfg->control.max_body_kb * 1024;
+	c->timeout_ms = (unsigned)cfg->control.timeout_ms;
 	c->socket_path = strdup(cfg->control.socket);
 	c->trash = strdup(cfg->control.trash);
 	c->prefix = strdup(cfg->s3.prefix);
@@ -1205,12 +1271,10 @@ control_free(struct control *c)
 		/* MHD must not be stopped with suspended connections. */
 		for (k = c->conns; k != NULL; k = k->next)
 			if (k->suspended) {
-				k->suspended = 0;
-				free(k->reply_body);
-				k->reply_body =
-				    ctl_error_body("imgsyncd is stopping");
-				k->reply_status = 503;
-				MHD_resume_connection(k->mc);
+				k->timed_out = 1; /* the callback only frees */
+				conn_resume(
+				    k, 503,
+				    ctl_error_body("imgsyncd is stopping"));
 			}
 		MHD_run(c->mhd);
 		if (c->epfd != -1)

@@ -2181,6 +2181,7 @@ sync_delete(struct sync *s, const char *path, const char *trash,
 
 	if (s->stopping) {
 		err_set(e, ERR_INVALID, "imgsyncd is stopping");
+		e->http_status = 503;
 		return -1;
 	}
 	j = sync_mark(s, path, 0);
@@ -2188,6 +2189,7 @@ sync_delete(struct sync *s, const char *path, const char *trash,
 		err_set(e, ERR_INVALID,
 		        j == NULL ? "out of memory"
 		                  : "a delete of this file is already running");
+		e->http_status = j == NULL ? 500 : 409;
 		return -1;
 	}
 	w = calloc(1, sizeof(*w));

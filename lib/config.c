@@ -219,6 +219,7 @@ static const struct key keys[] = {
     K_STR("control.trash", control.trash, "/var/lib/imgsync/trash", 0,
           check_abs_path),
     K_INT("control.max_body_kb", control.max_body_kb, 64, 1, 10240),
+    K_INT("control.timeout_ms", control.timeout_ms, 25000, 100, 600000),
     K_BOOL("summary.enabled", summary.enabled, false),
     K_STR("summary.key", summary.key, "summary.json", 0, check_object_key),
     K_INT("summary.interval_ms", summary.interval_ms, 2000, 100, 3600000),

@@ -80,6 +80,7 @@ struct config_control {
 	char *group;     /* default "imgsync" */
 	char *trash;     /* default /var/lib/imgsync/trash */
 	int max_body_kb; /* 1..10240, default 64 */
+	int timeout_ms;  /* 100..600000, default 25000 */
 };
 
 struct config_summary {

@@ -289,6 +289,32 @@ class NonBlocking(ControlCase):
         self.assertEqual(d.stop(), 0)
 
 
+class Deadline(ControlCase):
+    def test_a_request_waiting_on_dynamodb_is_answered_504(self):
+        d = self.daemon()
+        self.drop(d, ["a.png"])
+        proxy = FaultProxy(d.bed.endpoint).start()
+        self.addCleanup(proxy.stop)
+        d.write_conf(d.conf_text(extra="").replace(f'endpoint = "{d.endpoint}"',
+                                                   f'endpoint = "{proxy.url}"')
+                     .replace('trash = ', 'timeout_ms = 1000; trash = '))
+        sock = self.start(d)
+        d.wait_mirror(60)
+        proxy.set_shares(slow=1.0)
+        proxy.slow_ms = 4000
+        for method, path, body in (("POST", "/getitem", {"FileName": "a.png"}),
+                                   ("GET", "/getall", None)):
+            st, doc, _ = curl(sock, method, path, body)
+            self.assertEqual(st, 504, doc)
+            self.assertIn("DynamoDB did not answer in time", doc["error"])
+        self.assertEqual(curl(sock, "GET", "/status")[0], 200)
+        time.sleep(4.5)  # the held calls come back to answered requests
+        proxy.set_shares(slow=0.0)
+        self.assertEqual(curl(sock, "POST", "/getitem", {"FileName": "a.png"})[0], 200)
+        self.assertTrue(d.alive())
+        self.assertEqual(d.stop(), 0)
+
+
 class Pages(ControlCase):
     def test_getall_pages_2500_items_once_each(self):
         d = self.daemon()
