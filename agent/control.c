@@ -25,6 +25,7 @@
 #define CTL_MAX_SCANS 50      /* Scan calls per /getall page */
 #define CTL_RATE_WINDOW 10    /* seconds /status's rate is taken over */
 #define CTL_MAX_WAITING 256   /* connections waiting on DynamoDB at once */
+#define CTL_MAX_FAILED 1000   /* rows /failed lists ("truncated" past it) */
 
 struct ctl_conn;
 
@@ -314,7 +315,7 @@ control_status(struct control *c)
 
 	sync_get_stats(c->sync, &st);
 	err_clear(&e);
-	if (state_count(c->state, NULL, &failed, NULL, &e) == -1)
+	if (state_count_failed(c->state, &failed, &e) == -1)
 		log_warnx("%s", e.message);
 	done = stats_done(&st);
 	if (c->ndone > 1)
@@ -380,7 +381,7 @@ control_metrics(struct control *c)
 
 	sync_get_stats(c->sync, &st);
 	err_clear(&e);
-	(void)state_count(c->state, NULL, &failed, NULL, &e);
+	(void)state_count_failed(c->state, &failed, &e);
 	buf_init(&b, 0);
 	metric_head(&b, "imgsync_files_synced_total", "counter",
 	            "Files uploaded, deleted or renamed in the mirror.");
@@ -472,6 +473,8 @@ struct walk {
 	char *last;
 	size_t last_len;
 	int more;
+	const char *pp; /* local /getall: the prefix as a path prefix */
+	size_t pplen;
 };
 
 static int
@@ -479,6 +482,10 @@ control_failed_row(const struct state_file *f, void *arg)
 {
 	struct walk *w = arg;
 
+	if (json_array_size(w->list) == CTL_MAX_FAILED) {
+		w->more = 1; /* a misconfiguration can fail every file */
+		return 1;
+	}
 	json_array_append_new(
 	    w->list,
 	    json_pack("{s:o,s:s,s:s,s:i}", "FileName", name_of(w->c, f),
@@ -515,6 +522,11 @@ control_local_row(const struct state_file *f, void *arg)
 	struct walk *w = arg;
 	const char *key = f->key;
 
+	/* Rows come by path, from the prefix on: the first one past it ends
+	 * the page, however many rows the table has. */
+	if (w->pp != NULL &&
+	    (f->path_len < w->pplen || memcmp(f->path, w->pp, w->pplen) != 0))
+		return 1;
 	if (f->failed || key == NULL || key[0] == '\0' ||
 	    strncmp(key, w->r->prefix, strlen(w->r->prefix)) != 0)
 		return 0;
@@ -537,6 +549,10 @@ static json_t *
 control_getall_local(struct control *c, const struct ctl_request *r,
                      struct err *e)
 {
+	size_t plen = strlen(c->prefix), qlen = strlen(r->prefix);
+	const char *start = r->start;
+	size_t start_len = r->start_len;
+	int inclusive = 0;
 	struct walk w;
 	json_t *out;
 	char *cur;
@@ -545,7 +561,25 @@ control_getall_local(struct control *c, const struct ctl_request *r,
 	w.c = c;
 	w.r = r;
 	w.list = json_array();
-	if (state_files_after(c->state, r->start, r->start_len,
+	/* Keys are s3.prefix + path: a key prefix is a path prefix, or takes
+	 * every row, or none. */
+	if (strncmp(r->prefix, c->prefix, qlen < plen ? qlen : plen) != 0)
+		return json_pack("{s:o}", "images", w.list);
+	if (qlen > plen) {
+		w.pp = r->prefix + plen;
+		w.pplen = qlen - plen;
+		if (start == NULL ||
+		    memcmp(start, w.pp,
+		           start_len < w.pplen ? start_len : w.pplen) < 0 ||
+		    (memcmp(start, w.pp,
+		            start_len < w.pplen ? start_len : w.pplen) == 0 &&
+		     start_len < w.pplen)) {
+			start = w.pp;
+			start_len = w.pplen;
+			inclusive = 1;
+		}
+	}
+	if (state_files_after(c->state, start, start_len, inclusive,
 	                      control_local_row, &w, e) == -1) {
 		json_decref(w.list);
 		free(w.last);
@@ -773,6 +807,7 @@ control_simple(struct ctl_conn *k)
 {
 	struct control *c = k->c;
 	struct walk w;
+	json_t *doc;
 	struct err e;
 	char msg[64];
 	long n;
@@ -814,7 +849,10 @@ control_simple(struct ctl_conn *k)
 			json_decref(w.list);
 			return conn_error(k, 500, e.message);
 		}
-		return conn_json(k, 200, json_pack("{s:o}", "failed", w.list));
+		doc = json_pack("{s:o}", "failed", w.list);
+		if (doc != NULL && w.more)
+			json_object_set_new(doc, "truncated", json_true());
+		return conn_json(k, 200, doc);
 	default:
 		return conn_error(k, 500, "no handler");
 	}

@@ -106,9 +106,11 @@ enum stmt_id {
 	ST_DIR_RENAME,
 	ST_FILES_ALL,
 	ST_FILES_AFTER,
+	ST_FILES_FROM,
 	ST_FILES_UNDER,
 	ST_FAILED_ALL,
 	ST_COUNT,
+	ST_COUNT_FAILED,
 	ST_INTENT_ADD,
 	ST_INTENT_UPLOAD_ID,
 	ST_INTENT_DONE,
@@ -146,6 +148,8 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_FILES_ALL] = "SELECT " FILE_COLS " FROM files ORDER BY path",
     [ST_FILES_AFTER] = "SELECT " FILE_COLS " FROM files WHERE path > ?1 "
                        "ORDER BY path",
+    [ST_FILES_FROM] = "SELECT " FILE_COLS " FROM files WHERE path >= ?1 "
+                      "ORDER BY path",
     /* One range scan from prefix to prefix + "0"; siblings such as
      * "a/b.jpg" for the prefix "a/b" fall inside it and are filtered. */
     [ST_FILES_UNDER] = "SELECT " FILE_COLS " FROM files WHERE path >= ?1 "
@@ -153,6 +157,8 @@ static const char *const stmt_sql[ST_MAX] = {
                        "ORDER BY path",
     [ST_FAILED_ALL] = "SELECT " FILE_COLS " FROM files "
                       "WHERE status = 'failed' ORDER BY path",
+    /* The partial index files_failed answers it without a table scan. */
+    [ST_COUNT_FAILED] = "SELECT count(*) FROM files WHERE status = 'failed'",
     [ST_COUNT] = "SELECT count(*) FILTER (WHERE status = 'synced'), "
                  "count(*) FILTER (WHERE status = 'failed'), "
                  "coalesce(sum(size) FILTER (WHERE status = 'synced'), 0) "
@@ -1179,22 +1185,23 @@ state_files_each(struct state *s, state_file_cb cb, void *arg, struct err *e)
 }
 
 int
-state_files_after(struct state *s, const char *start, size_t len,
+state_files_after(struct state *s, const char *start, size_t len, int inclusive,
                   state_file_cb cb, void *arg, struct err *e)
 {
+	enum stmt_id id = inclusive ? ST_FILES_FROM : ST_FILES_AFTER;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (start == NULL)
 		return state_files_each(s, cb, arg, e);
-	if ((st = stmt_get(s, ST_FILES_AFTER, e)) == NULL)
+	if ((st = stmt_get(s, id, e)) == NULL)
 		return -1;
 	if ((rc = bind_blob(st, 1, start, len)) != SQLITE_OK) {
 		state_dberr(s, rc, e);
-		stmt_put(s, ST_FILES_AFTER, st);
+		stmt_put(s, id, st);
 		return -1;
 	}
-	return walk_files(s, ST_FILES_AFTER, st, cb, arg, e);
+	return walk_files(s, id, st, cb, arg, e);
 }
 
 int
@@ -1264,6 +1271,25 @@ state_count(struct state *s, uint64_t *files, uint64_t *failed, uint64_t *bytes,
 	if (bytes != NULL)
 		*bytes = (uint64_t)sqlite3_column_int64(st, 2);
 	stmt_put(s, ST_COUNT, st);
+	return 0;
+}
+
+int
+state_count_failed(struct state *s, uint64_t *failed, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = stmt_get(s, ST_COUNT_FAILED, e)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		state_dberr(s, rc, e);
+		stmt_put(s, ST_COUNT_FAILED, st);
+		return -1;
+	}
+	*failed = (uint64_t)sqlite3_column_int64(st, 0);
+	stmt_put(s, ST_COUNT_FAILED, st);
 	return 0;
 }
 

@@ -128,9 +128,11 @@ int state_dir_rename(struct state *s, const char *oldp, size_t oldlen,
 typedef int (*state_file_cb)(const struct state_file *f, void *arg);
 int state_files_each(struct state *s, state_file_cb cb, void *arg,
                      struct err *e);
-/* Rows whose path sorts after start (bytewise); start NULL: every row. */
+/* Rows whose path sorts after start (bytewise; also start itself when
+ * inclusive); start NULL: every row. */
 int state_files_after(struct state *s, const char *start, size_t len,
-                      state_file_cb cb, void *arg, struct err *e);
+                      int inclusive, state_file_cb cb, void *arg,
+                      struct err *e);
 /* Rows whose path is prefix or starts with prefix + "/", taken as bytes (no
  * wildcards); trailing slashes of prefix are ignored. An empty prefix is
  * the watch root: every row. */
@@ -143,6 +145,9 @@ int state_failed_each(struct state *s, state_file_cb cb, void *arg,
  * pointer may be NULL. */
 int state_count(struct state *s, uint64_t *files, uint64_t *failed,
                 uint64_t *bytes, struct err *e);
+/* Failed rows only: from an index, cheap however many rows there are
+ * (state_count scans the table). */
+int state_count_failed(struct state *s, uint64_t *failed, struct err *e);
 
 enum state_op {
 	STATE_OP_UPLOAD = 0, /* path -> key: PutObject, then PutItem */

@@ -361,21 +361,29 @@ class Pages(ControlCase):
         self.assertEqual(len(curl(sock, "GET", "/getall")[1]["images"]), 100)
 
     def test_local_pages(self):
-        d = self.daemon()
-        names = [f"l{i:02d}.png" for i in range(23)]
+        d = self.daemon(prefix="p/")
+        names = [f"l{i:02d}.png" for i in range(23)] + [f"m/{i}.png" for i in range(7)]
         self.drop(d, names)
         sock = self.start(d)
         d.wait_mirror(60)
-        seen, cursor = [], None
-        for _ in range(10):
-            st, doc, _ = curl(sock, "GET", "/getall?local=1&limit=5"
-                              + (f"&cursor={cursor}" if cursor else ""))
-            self.assertEqual(st, 200)
-            seen += [i["FileName"] for i in doc["images"]]
-            cursor = doc.get("cursor")
-            if not cursor:
-                break
-        self.assertEqual(seen, names)
+
+        def pages(query):
+            seen, cursor = [], None
+            for _ in range(20):
+                st, doc, _ = curl(sock, "GET", f"/getall?local=1&limit=5{query}"
+                                  + (f"&cursor={cursor}" if cursor else ""))
+                self.assertEqual(st, 200)
+                self.assertLessEqual(len(doc["images"]), 5)
+                seen += [i["FileName"] for i in doc["images"]]
+                cursor = doc.get("cursor")
+                if not cursor:
+                    return seen
+            self.fail("no end")
+        self.assertEqual(pages(""), ["p/" + n for n in sorted(names)])
+        self.assertEqual(pages("&prefix=p/m/"), [f"p/m/{i}.png" for i in range(7)])
+        self.assertEqual(pages("&prefix=p/l1"), [f"p/l{i}.png" for i in range(10, 20)])
+        self.assertEqual(pages("&prefix=p"), ["p/" + n for n in sorted(names)])
+        self.assertEqual(pages("&prefix=q/"), [])
 
 
 class Safety(ControlCase):
