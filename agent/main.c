@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "aws.h"
+#include "buf.h"
 #include "checkremote.h"
 #include "config.h"
 #include "control.h"
@@ -63,6 +66,7 @@ struct daemon {
 	uint64_t watchdog_ms;
 	uint64_t last_status_ms;
 	int sigfd;
+	int lockfd; /* holds the state database's lock */
 	int stop;
 	uint64_t last_retry_warn;
 	char hostname[256];
@@ -158,6 +162,41 @@ state_dir(const char *path, struct err *e)
 	}
 	free(dir);
 	return 0;
+}
+
+/* One daemon (or --once) per state database: two would run the same
+ * intents twice and fight over the mirror. The lock goes with the
+ * process, also when it is killed. */
+static int
+state_lock(struct daemon *d, struct err *e)
+{
+	struct buf path;
+	int rc = -1;
+
+	buf_init(&path, 0);
+	if (buf_printf(&path, "%s.lock", d->cfg->state.path) == -1) {
+		err_sys(e, "out of memory");
+		goto out;
+	}
+	d->lockfd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lockfd == -1) {
+		err_sys(e, "cannot open %s", path.data);
+		goto out;
+	}
+	if (flock(d->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			err_set(e, ERR_CONFIG,
+			        "another imgsyncd uses the state database %s "
+			        "(%s is locked)",
+			        d->cfg->state.path, path.data);
+		else
+			err_sys(e, "cannot lock %s", path.data);
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_cleanup(&path);
+	return rc;
 }
 
 /* A state database belongs to one watch root: pointed at another root it
@@ -311,7 +350,7 @@ daemon_setup(struct daemon *d, struct err *e)
 
 	if (clients_setup(d, e) == -1)
 		return -1;
-	if (state_dir(c->state.path, e) == -1)
+	if (state_dir(c->state.path, e) == -1 || state_lock(d, e) == -1)
 		return -1;
 	d->state = state_open(c->state.path, e);
 	if (d->state == NULL || check_root(d, e) == -1)
@@ -365,6 +404,8 @@ daemon_teardown(struct daemon *d)
 	http_free(d->http);
 	if (d->sigfd != -1)
 		close(d->sigfd);
+	if (d->lockfd != -1)
+		close(d->lockfd);
 	loop_free(d->loop);
 	config_free(d->cfg);
 }
@@ -545,6 +586,7 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.sigfd = -1;
+	d.lockfd = -1;
 	d.config_path = CONFIG_DEFAULT_PATH;
 	while ((ch = getopt_long(argc, argv, "c:ftvh", opts, NULL)) != -1) {
 		switch (ch) {

@@ -1169,7 +1169,7 @@ job_upload_prepare(struct job *j)
 	if (r->have_old && !r->old.failed && r->old.etag[0] != '\0' &&
 	    strcmp(r->old.sha256, r->sha256) == 0 &&
 	    r->old.size == (uint64_t)r->st.st_size)
-		return UPLOAD_ITEM;
+		return r->intent == -1 ? UPLOAD_NO_INTENT : UPLOAD_ITEM;
 	return r->intent == -1 ? UPLOAD_NO_INTENT : UPLOAD_OBJECT;
 }
 

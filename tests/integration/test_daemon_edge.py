@@ -81,6 +81,23 @@ class Edge(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, d.log()[-2000:])
         self.assertRegex(d.log(), rf"unchanged {n}\b")
 
+    def test_one_daemon_per_state_database(self):
+        d = self.daemon()
+        d.start()
+        wait_until(lambda: "watching" in d.log(), 20, what="start-up")
+        # a second daemon (or --once) on the same state database, with its
+        # own socket: refused, and the first goes on
+        other = self.daemon(root=str(d.root))
+        other.write_conf(d.conf_text().replace(f"{d.dir}/imgsync.sock",
+                                               f"{other.dir}/imgsync.sock"))
+        proc = other.once(60)
+        self.assertEqual(proc.returncode, 78, other.log())
+        self.assertIn("another imgsyncd uses the state database", other.log())
+        self.assertTrue(d.alive())
+        self.assertEqual(d.stop(), 0)
+        # once the first is gone, the lock is free
+        self.assertEqual(other.once(60).returncode, 0, other.log())
+
     def test_multipart_cut_by_a_crash_is_aborted(self):
         """A crash in the middle of a multipart upload: the next start
         aborts the upload the intent recorded, then uploads the file
