@@ -11,7 +11,8 @@
  * the cursor and prints every page's body that way, one page a line (JSON
  * Lines; `jq -s 'map(.images[])'` merges them): merging the pages here would
  * print a body the server never sent. An error answer is not a result: its
- * "error" goes to stderr and stdout stays empty, --json or not.
+ * "error" goes to stderr and nothing of it goes to stdout, --json or not
+ * (pages of a list printed before a failing page stay printed).
  *
  * Exit codes: 0 done; 1 the daemon answered with an error (its "error"
  * message goes to stderr) or an answer that makes no sense; 2 usage; 3 the
@@ -276,6 +277,15 @@ request(struct ctl *c, const char *method, const char *path, const char *body)
 		        c->socket, TIMEOUT_S);
 		ret = EXIT_UNREACHABLE;
 		goto out;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* Connected, then cut off: the daemon is there. */
+		fprintf(stderr,
+		        "imgsyncctl: imgsyncd closed the connection without an "
+		        "answer (%s)\n",
+		        c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
+		goto out;
 	case CURLE_WRITE_ERROR:
 		fprintf(stderr,
 		        "imgsyncctl: the answer to %s is over %u MiB (or out "
@@ -427,7 +437,8 @@ status_idle(const struct ctl *c)
 	const char *state = json_string_value(json_object_get(j, "state"));
 	int idle;
 
-	idle = j == NULL ||
+	/* Paused, the queue would never drain: nothing more to watch. */
+	idle = j == NULL || (state != NULL && strcmp(state, "paused") == 0) ||
 	       (json_number_value(json_object_get(j, "queued")) == 0 &&
 	        json_number_value(json_object_get(j, "in_flight")) == 0 &&
 	        (state == NULL || strcmp(state, "scanning") != 0));
