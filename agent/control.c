@@ -343,6 +343,18 @@ metric_head(struct buf *b, const char *name, const char *type, const char *help)
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter with one value per service. */
+static void
+metric_services(struct buf *b, const char *name, const char *help, uint64_t s3,
+                uint64_t ddb)
+{
+	metric_head(b, name, "counter", help);
+	buf_printf(b,
+	           "%s{service=\"s3\"} %" PRIu64 "\n"
+	           "%s{service=\"dynamodb\"} %" PRIu64 "\n",
+	           name, s3, name, ddb);
+}
+
 static void
 metric_latency(struct buf *b, const char *service, const struct aws_stats *a)
 {
@@ -407,25 +419,16 @@ control_metrics(struct control *c)
 	metric_head(&b, "imgsync_failed_files", "gauge",
 	            "Files failed now (see /failed).");
 	buf_printf(&b, "imgsync_failed_files %" PRIu64 "\n", failed);
-	metric_head(&b, "imgsync_requests_total", "counter",
-	            "Requests sent to AWS, retries included.");
-	buf_printf(&b,
-	           "imgsync_requests_total{service=\"s3\"} %" PRIu64 "\n"
-	           "imgsync_requests_total{service=\"dynamodb\"} %" PRIu64 "\n",
-	           a->requests, d->requests);
-	metric_head(&b, "imgsync_retries_total", "counter",
-	            "Requests retried after a transient error or throttling.");
-	buf_printf(&b,
-	           "imgsync_retries_total{service=\"s3\"} %" PRIu64 "\n"
-	           "imgsync_retries_total{service=\"dynamodb\"} %" PRIu64 "\n",
-	           a->retries, d->retries);
-	metric_head(&b, "imgsync_throttled_total", "counter",
-	            "Requests the server throttled.");
-	buf_printf(&b,
-	           "imgsync_throttled_total{service=\"s3\"} %" PRIu64 "\n"
-	           "imgsync_throttled_total{service=\"dynamodb\"} %" PRIu64
-	           "\n",
-	           a->throttled, d->throttled);
+	metric_services(&b, "imgsync_requests_total",
+	                "Requests sent to AWS, retries included.", a->requests,
+	                d->requests);
+	metric_services(
+	    &b, "imgsync_retries_total",
+	    "Requests retried after a transient error or throttling.",
+	    a->retries, d->retries);
+	metric_services(&b, "imgsync_throttled_total",
+	                "Requests the server throttled.", a->throttled,
+	                d->throttled);
 	metric_head(&b, "imgsync_queue_depth", "gauge",
 	            "Files waiting to be synced.");
 	buf_printf(&b, "imgsync_queue_depth %" PRIu64 "\n", st.queued);

@@ -1274,23 +1274,30 @@ state_count(struct state *s, uint64_t *files, uint64_t *failed, uint64_t *bytes,
 	return 0;
 }
 
-int
-state_count_failed(struct state *s, uint64_t *failed, struct err *e)
+/* The one number a count statement answers. */
+static int
+count_one(struct state *s, enum stmt_id id, uint64_t *n, struct err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = stmt_get(s, ST_COUNT_FAILED, e)) == NULL)
+	if ((st = stmt_get(s, id, e)) == NULL)
 		return -1;
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		state_dberr(s, rc, e);
-		stmt_put(s, ST_COUNT_FAILED, st);
+		stmt_put(s, id, st);
 		return -1;
 	}
-	*failed = (uint64_t)sqlite3_column_int64(st, 0);
-	stmt_put(s, ST_COUNT_FAILED, st);
+	*n = (uint64_t)sqlite3_column_int64(st, 0);
+	stmt_put(s, id, st);
 	return 0;
+}
+
+int
+state_count_failed(struct state *s, uint64_t *failed, struct err *e)
+{
+	return count_one(s, ST_COUNT_FAILED, failed, e);
 }
 
 static int
@@ -1428,20 +1435,7 @@ state_intents_each(struct state *s, state_intent_cb cb, void *arg,
 int
 state_intent_count(struct state *s, uint64_t *n, struct err *e)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((st = stmt_get(s, ST_INTENT_COUNT, e)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		state_dberr(s, rc, e);
-		stmt_put(s, ST_INTENT_COUNT, st);
-		return -1;
-	}
-	*n = (uint64_t)sqlite3_column_int64(st, 0);
-	stmt_put(s, ST_INTENT_COUNT, st);
-	return 0;
+	return count_one(s, ST_INTENT_COUNT, n, e);
 }
 
 int
