@@ -91,13 +91,25 @@ int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t room;
 	int n;
 
+	if (b->failed)
+		return -1;
+	/* Formatted once when it fits in what is allocated (the usual case),
+	 * measured first only when it does not. */
+	room = b->data != NULL ? b->cap - b->len : 0;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return buf_fail(b);
+	if ((size_t)n < room) {
+		if (b->max != 0 && b->len + (size_t)n > b->max)
+			return buf_fail(b);
+		b->len += (size_t)n;
+		return 0;
+	}
 	if (buf_reserve(b, (size_t)n) == -1)
 		return -1;
 	va_start(ap, fmt);
