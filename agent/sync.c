@@ -18,12 +18,14 @@
 #include "log.h"
 #include "summary.h"
 #include "text.h"
+#include "trash.h"
 
 #define SYNC_HASH_BUCKETS 4096u
 #define SYNC_HASH_CHUNK (1u << 20)     /* bytes hashed per file per turn */
 #define SYNC_HASH_TURN (4u << 20)      /* bytes hashed per loop turn */
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
 #define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
+#define SYNC_TRASH_STEP (4u << 20)     /* bytes copied to the trash a turn */
 
 enum job_state {
 	JOB_NEW,      /* in no queue yet */
@@ -80,6 +82,11 @@ struct run {
 	enum upload_step step; /* between prepare and send */
 	struct job *next_hashing;
 	struct sync_waiter *api; /* a delete asked by the control socket */
+	int trash_done;          /* its file went to the trash (or not) */
+	int trash_rc;
+	char trash_msg[700];
+	struct trash_move *move; /* copying to the trash, a step a turn */
+	struct loop_timer *move_timer;
 };
 
 struct job {
@@ -415,6 +422,8 @@ run_free(struct run *r)
 	if (r == NULL)
 		return;
 	waiter_answer(&r->api, -2, "imgsyncd is stopping");
+	trash_move_free(r->move); /* the file stays; the next start moves it */
+	loop_timer_free(r->move_timer);
 	if (r->fd != -1)
 		close(r->fd);
 	imagemeta_hash_free(r->hash);
@@ -504,22 +513,74 @@ trash_note(struct sync *s, const char *path, const char *trash, int put)
 	buf_cleanup(&name);
 }
 
-/* The remote copies of a control-socket delete are gone (ok) or it was
- * cancelled: the local file goes to the trash, and the caller is told. */
+static int sync_open_parent(const struct sync *s, const char *path,
+                            const char **base);
+
+/* One step of a copy into the trash; the last one ends the job. */
+static void
+job_on_trash_step(void *arg)
+{
+	struct job *j = arg;
+	struct run *r = j->run;
+	int rc;
+
+	rc = trash_move_step(r->move, SYNC_TRASH_STEP, r->trash_msg,
+	                     sizeof(r->trash_msg));
+	if (rc == 0) {
+		loop_timer_set(r->move_timer, 0);
+		return;
+	}
+	r->trash_rc = rc == 1 ? 0 : -1;
+	job_finish(j, 1);
+}
+
+/*
+ * The remote copies of a control-socket delete are gone: the local file
+ * goes to the trash. 1 when that is over (r->trash_rc, r->trash_msg), 0
+ * while a copy to another file system goes on, a step per loop turn; its
+ * last step finishes the job.
+ */
+static int
+job_trash(struct job *j)
+{
+	struct run *r = j->run;
+	const char *base;
+	struct err e;
+	int dfd;
+
+	r->trash_done = 1;
+	r->trash_rc = 0;
+	snprintf(r->trash_msg, sizeof(r->trash_msg), "no local file");
+	dfd = sync_open_parent(j->sync, j->path, &base);
+	if (dfd == -1)
+		return 1;
+	r->move =
+	    trash_move_start(dfd, base, r->api->trash, j->path, r->trash_msg,
+	                     sizeof(r->trash_msg), &r->trash_rc);
+	if (r->move == NULL)
+		return 1;
+	err_clear(&e);
+	r->move_timer = loop_timer_new(j->sync->loop, job_on_trash_step, j, &e);
+	if (r->move_timer == NULL) {
+		snprintf(r->trash_msg, sizeof(r->trash_msg), "%s", e.message);
+		r->trash_rc = -1;
+		return 1;
+	}
+	loop_timer_set(r->move_timer, 0);
+	return 0;
+}
+
+/* The caller of a control-socket delete is told how it ended. */
 static void
 job_answer_delete(struct job *j, int ok)
 {
-	char msg[600];
-
-	int rc;
-
 	if (!ok) { /* finished at the next start */
 		waiter_answer(&j->run->api, -2, "imgsyncd is stopping");
 		return;
 	}
-	rc = sync_trash(j->sync, j->path, j->run->api->trash, msg, sizeof(msg));
 	trash_note(j->sync, j->path, "", 0);
-	waiter_answer(&j->run->api, rc == -1 ? -1 : 0, msg);
+	waiter_answer(&j->run->api, j->run->trash_rc == -1 ? -1 : 0,
+	              j->run->trash_msg);
 }
 
 /*
@@ -535,6 +596,9 @@ job_finish(struct job *j, int ok)
 	struct sync *s = j->sync;
 	size_t i;
 
+	if (ok && j->run != NULL && j->run->api != NULL &&
+	    !j->run->trash_done && job_trash(j) == 0)
+		return; /* the copy's last step finishes the job */
 	if (j->run != NULL) {
 		if (j->run->api != NULL)
 			job_answer_delete(j, ok);
@@ -2206,178 +2270,24 @@ sync_delete(struct sync *s, const char *path, const char *trash,
 	return 0;
 }
 
-/* Creates trash/dir-of-path with every missing parent. A component that
- * exists but is not a directory fails with ENOTDIR. */
-static int
-trash_mkdirs(char *dst)
-{
-	struct stat st;
-	char *p;
-
-	for (p = dst + 1; (p = strchr(p, '/')) != NULL; p++) {
-		*p = '\0';
-		if (mkdir(dst, 0700) == -1 &&
-		    (errno != EEXIST || stat(dst, &st) == -1 ||
-		     !S_ISDIR(st.st_mode))) {
-			if (errno == EEXIST)
-				errno = ENOTDIR;
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-/* fsync of the directory holding path, so that a new entry in it is on
- * disk before the file's old name is removed. */
-static int
-fsync_parent(const char *path)
-{
-	char *dir = strdup(path), *slash;
-	int fd, rc = -1, saved;
-
-	if (dir == NULL)
-		return -1;
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir)
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd != -1) {
-		rc = fsync(fd);
-		saved = errno;
-		close(fd);
-		errno = saved;
-	}
-	free(dir);
-	return rc;
-}
-
-/*
- * The trash is on another file system: the file is copied under a
- * temporary name, synced, given its name (never replacing one: EEXIST
- * then), the directory synced, and only then is the original unlinked, so
- * a crash or power loss at any point leaves the file in one of the two
- * places. It blocks the loop for the copy: images are small, and a file
- * of hundreds of MB takes a second or so.
- */
-static int
-trash_copy(int dfd, const char *base, const char *dst)
-{
-	char chunk[65536];
-	struct buf tmp;
-	struct stat st;
-	ssize_t n = 0;
-	int in, out = -1, rc = -1, saved;
-
-	in = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (in == -1)
-		return -1;
-	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(in);
-		errno = EINVAL; /* swapped for something else meanwhile */
-		return -1;
-	}
-	buf_init(&tmp, 0);
-	if (buf_printf(&tmp, "%s.imgsync-partial-%ld", dst, (long)getpid()) ==
-	    -1)
-		goto out;
-	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out == -1)
-		goto out;
-	while ((n = read(in, chunk, sizeof(chunk))) > 0)
-		if (write(out, chunk, (size_t)n) != n)
-			break;
-	if (n != 0 || fsync(out) == -1)
-		goto out;
-	rc = close(out);
-	out = -1;
-	if (rc == -1)
-		goto out;
-	rc = -1;
-	if (renameat2(AT_FDCWD, tmp.data, AT_FDCWD, dst, RENAME_NOREPLACE) ==
-	    -1)
-		goto out;
-	if (fsync_parent(dst) == 0 && unlinkat(dfd, base, 0) == 0)
-		rc = 0;
-	else
-		unlink(dst);
-out:
-	saved = errno;
-	if (out != -1)
-		close(out);
-	if (rc == -1 && tmp.data != NULL)
-		unlink(tmp.data);
-	close(in);
-	buf_cleanup(&tmp);
-	errno = saved;
-	return rc;
-}
-
-/* Candidate n of where path goes in the trash: trash/path, then
- * trash/path.1 ... and, when a directory on the way is taken by a file (a
- * file of that name was deleted before), trash/.deleted-TIME-N/path. */
-static int
-trash_name(struct buf *dst, const char *trash, const char *path, int n,
-           int conflict)
-{
-	buf_reset(dst);
-	if (conflict)
-		return buf_printf(dst, "%s/.deleted-%lld-%d/%s", trash,
-		                  (long long)time(NULL), n, path);
-	if (n == 0)
-		return buf_printf(dst, "%s/%s", trash, path);
-	return buf_printf(dst, "%s/%s.%d", trash, path, n);
-}
-
-/* Moves the local file (if it is still there) to the trash; msg says
- * where, or why not. */
+/* Moves the local file (if it is still there) to the trash now, copying
+ * in one go when it must: for the start-up, before anything else runs. */
 static int
 sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
            size_t msglen)
 {
+	struct trash_move *m;
 	const char *base;
-	struct buf dst;
-	struct stat st;
-	int dfd, n, conflict = 0, rc = -1;
+	int dfd, rc;
 
 	snprintf(msg, msglen, "no local file");
 	dfd = sync_open_parent(s, path, &base);
 	if (dfd == -1)
 		return 0;
-	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    !S_ISREG(st.st_mode)) {
-		close(dfd);
-		return 0;
-	}
-	buf_init(&dst, 0);
-	for (n = 0; n < 100; n++) {
-		if (trash_name(&dst, trash, path, n, conflict) == -1)
-			break;
-		if (trash_mkdirs(dst.data) == 0 &&
-		    (renameat2(dfd, base, AT_FDCWD, dst.data,
-		               RENAME_NOREPLACE) == 0 ||
-		     (errno == EXDEV &&
-		      trash_copy(dfd, base, dst.data) == 0))) {
-			rc = 0;
-			break;
-		}
-		if (errno == ENOTDIR && !conflict) {
-			conflict = 1;
-			n = -1;
-			continue;
-		}
-		if (errno != EEXIST)
-			break;
-	}
-	if (rc == 0)
-		snprintf(msg, msglen, "moved to %s", dst.data);
-	else
-		snprintf(msg, msglen,
-		         "deleted remotely, but the local file could not be "
-		         "moved to the trash %s: %s",
-		         trash, strerror(errno));
-	buf_cleanup(&dst);
-	close(dfd);
-	return rc;
+	m = trash_move_start(dfd, base, trash, path, msg, msglen, &rc);
+	if (m == NULL)
+		return rc;
+	rc = trash_move_step(m, 0, msg, msglen);
+	trash_move_free(m);
+	return rc == 1 ? 0 : -1;
 }

@@ -423,13 +423,16 @@ class Safety(ControlCase):
         self.addCleanup(shutil.rmtree, trash, ignore_errors=True)
         d = self.daemon()
         d.write_conf(d.conf_text().replace(f'trash = "{d.dir}/trash"', f'trash = "{trash}"'))
-        files = self.drop(d, ["x.png", "y.png"])
+        files = self.drop(d, ["y.png"])
+        # big enough to be copied in several steps (4 MiB a loop turn)
+        big = os.urandom(18 << 20)
+        (d.root / "x.png").write_bytes(big)
         sock = self.start(d)
-        d.wait_mirror(60)
+        d.wait_mirror(120)
         st, doc, _ = curl(sock, "DELETE", "/delete", {"FileName": "x.png"})
         self.assertEqual(st, 200, doc)
         # copied across file systems, then unlinked; no partial file left
-        self.assertEqual((trash / "x.png").read_bytes(), files["x.png"])
+        self.assertEqual((trash / "x.png").read_bytes(), big)
         self.assertFalse((d.root / "x.png").exists())
         # a folder now has the name of the trashed file: the next delete
         # under it goes to a fresh folder of the trash

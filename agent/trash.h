@@ -1,0 +1,39 @@
+/*
+ * trash: moving a file that /delete removed from the mirror out of the
+ * watch root into the trash folder, so that a mistaken call loses nothing.
+ *
+ * The file goes to trash/PATH, or trash/PATH.1, .2 ... when that is taken,
+ * or trash/.deleted-TIME-N/PATH when a folder on the way is taken by a file
+ * (one deleted earlier). On the same file system it is a rename. On
+ * another one it is copied under a temporary name, step by step so that
+ * the event loop is never held for long, synced, renamed into place
+ * (never over another file), its folder synced, and only then is the
+ * original unlinked: a crash or power loss at any moment leaves the file in
+ * one of the two places.
+ */
+#ifndef IMGSYNC_TRASH_H
+#define IMGSYNC_TRASH_H
+
+#include <stddef.h>
+
+struct trash_move;
+
+/*
+ * Starts moving the file base in the directory dfd (taken: closed by the
+ * move) to the trash folder trash (absolute), as path. Returns NULL when it
+ * is over, with *rc 0 (msg: where it went, or "no local file") or -1 (msg:
+ * why not); else a move that still has to copy: call trash_move_step until
+ * it returns non-zero, then trash_move_free.
+ */
+struct trash_move *trash_move_start(int dfd, const char *base,
+                                    const char *trash, const char *path,
+                                    char *msg, size_t msglen, int *rc);
+/* Copies up to budget bytes (0: all); 0 when there is more, 1 done and -1
+ * failed (msg says where or why). */
+int trash_move_step(struct trash_move *m, size_t budget, char *msg,
+                    size_t msglen);
+/* Frees a move; one that did not finish leaves the file where it was and
+ * removes the partial copy. NULL is a no-op. */
+void trash_move_free(struct trash_move *m);
+
+#endif
