@@ -611,12 +611,13 @@ dynamo_error_body(const char *what, const struct err *e)
 	return ctl_error_body(msg);
 }
 
-/* A DynamoDB callback's common cases: the request is gone (shutdown), or
- * the call failed. 1 when k is answered (or freed). */
+/* A DynamoDB callback's common cases: the request is gone (shutdown) or
+ * was answered 504 already (no more pages then), or the call failed. 1 when
+ * k is answered (or freed). */
 static int
 dynamo_answered(struct ctl_conn *k, const struct err *e, const char *what)
 {
-	if (k->c == NULL || k->done) {
+	if (k->c == NULL || k->done || k->timed_out) {
 		conn_answer(k, 0, NULL);
 		return 1;
 	}
