@@ -1308,22 +1308,32 @@ job_on_delete_object(const struct s3_result *res, const struct err *e,
 	job_finish(j, 1);
 }
 
+/* An item was deleted (e NULL): its object goes next (invariant 1), for a
+ * delete and for the old half of a rename alike. */
+static void
+job_item_deleted(struct job *j, const struct err *e, const char *what,
+                 enum run_phase phase, const char *key, s3_done_cb next)
+{
+	struct err se;
+
+	if (e != NULL) {
+		job_net_error(j, what, e);
+		return;
+	}
+	err_clear(&se);
+	j->run->phase = phase;
+	if (s3_delete_object(j->sync->s3, key, next, j, &se) == -1)
+		job_fail(j, "DeleteObject: %s", se.message);
+}
+
 static void
 job_on_delete_item(json_t *resp, const struct err *e, void *arg)
 {
 	struct job *j = arg;
-	struct err se;
 
 	(void)resp;
-	if (e != NULL) {
-		job_net_error(j, "DeleteItem", e);
-		return;
-	}
-	err_clear(&se);
-	j->run->phase = RUN_DELETING_OBJECT;
-	if (s3_delete_object(j->sync->s3, j->run->key, job_on_delete_object, j,
-	                     &se) == -1)
-		job_fail(j, "DeleteObject: %s", se.message);
+	job_item_deleted(j, e, "DeleteItem", RUN_DELETING_OBJECT, j->run->key,
+	                 job_on_delete_object);
 }
 
 static void
@@ -1427,18 +1437,10 @@ static void
 job_on_delete_old_item(json_t *resp, const struct err *e, void *arg)
 {
 	struct job *j = arg;
-	struct err se;
 
 	(void)resp;
-	if (e != NULL) {
-		job_net_error(j, "DeleteItem (rename)", e);
-		return;
-	}
-	err_clear(&se);
-	j->run->phase = RUN_DELETING_OLD_OBJECT;
-	if (s3_delete_object(j->sync->s3, j->run->old_key,
-	                     job_on_delete_old_object, j, &se) == -1)
-		job_fail(j, "DeleteObject: %s", se.message);
+	job_item_deleted(j, e, "DeleteItem (rename)", RUN_DELETING_OLD_OBJECT,
+	                 j->run->old_key, job_on_delete_old_object);
 }
 
 static void

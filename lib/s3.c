@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "imagemeta.h"
+#include "text.h"
 #include "xml.h"
 
 #define S3_MIB (1024u * 1024u)
@@ -487,18 +488,6 @@ s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
 
 /* --- ListObjectsV2 ----------------------------------------------------- */
 
-static int
-s3_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* encoding-type=url keys: %XX and '+' for space, as botocore decodes. */
 static char *
 s3_url_decode(const char *s, size_t len)
@@ -511,8 +500,8 @@ s3_url_decode(const char *s, size_t len)
 		return NULL;
 	for (i = 0; i < len; i++) {
 		if (s[i] == '%' && i + 2 < len &&
-		    (hi = s3_hexval(s[i + 1])) >= 0 &&
-		    (lo = s3_hexval(s[i + 2])) >= 0) {
+		    (hi = text_hexval(s[i + 1])) >= 0 &&
+		    (lo = text_hexval(s[i + 2])) >= 0) {
 			*o++ = (char)(hi * 16 + lo);
 			i += 2;
 		} else if (s[i] == '+') {

@@ -1138,13 +1138,16 @@ out:
 	return ret;
 }
 
+/* One row of a walk: 0 go on, 1 stop (the caller's callback said so), -1
+ * out of memory. */
+typedef int (*state_row_fn)(sqlite3_stmt *st, void *ctx);
+
 /* Steps st (already bound) through its rows; see state.h for the return
  * convention. Puts st back. */
 static int
-walk_files(struct state *s, enum stmt_id id, sqlite3_stmt *st, state_file_cb cb,
-           void *arg, struct err *e)
+walk_rows(struct state *s, enum stmt_id id, sqlite3_stmt *st, state_row_fn row,
+          void *ctx, struct err *e)
 {
-	struct state_file f;
 	int rc, ret;
 
 	for (;;) {
@@ -1158,20 +1161,42 @@ walk_files(struct state *s, enum stmt_id id, sqlite3_stmt *st, state_file_cb cb,
 			ret = -1;
 			break;
 		}
-		if (file_from_row(st, &f) == -1) {
+		ret = row(st, ctx);
+		if (ret == -1)
 			state_nomem(s, e);
-			ret = -1;
+		if (ret != 0)
 			break;
-		}
-		rc = cb(&f, arg);
-		state_file_cleanup(&f);
-		if (rc != 0) {
-			ret = 1;
-			break;
-		}
 	}
 	stmt_put(s, id, st);
 	return ret;
+}
+
+struct file_walk {
+	state_file_cb cb;
+	void *arg;
+};
+
+static int
+file_row(sqlite3_stmt *st, void *ctx)
+{
+	struct file_walk *w = ctx;
+	struct state_file f;
+	int rc;
+
+	if (file_from_row(st, &f) == -1)
+		return -1;
+	rc = w->cb(&f, w->arg);
+	state_file_cleanup(&f);
+	return rc != 0;
+}
+
+static int
+walk_files(struct state *s, enum stmt_id id, sqlite3_stmt *st, state_file_cb cb,
+           void *arg, struct err *e)
+{
+	struct file_walk w = {cb, arg};
+
+	return walk_rows(s, id, st, file_row, &w, e);
 }
 
 int
@@ -1395,41 +1420,35 @@ state_intent_done(struct state *s, int64_t id, struct err *e)
 	return stmt_run(s, ST_INTENT_DONE, st, e);
 }
 
+struct intent_walk {
+	state_intent_cb cb;
+	void *arg;
+};
+
+static int
+intent_row(sqlite3_stmt *st, void *ctx)
+{
+	struct intent_walk *w = ctx;
+	struct state_intent in;
+	int rc;
+
+	if (intent_from_row(st, &in) == -1)
+		return -1;
+	rc = w->cb(&in, w->arg);
+	state_intent_cleanup(&in);
+	return rc != 0;
+}
+
 int
 state_intents_each(struct state *s, state_intent_cb cb, void *arg,
                    struct err *e)
 {
+	struct intent_walk w = {cb, arg};
 	sqlite3_stmt *st;
-	struct state_intent in;
-	int rc, ret;
 
 	if ((st = stmt_get(s, ST_INTENTS_ALL, e)) == NULL)
 		return -1;
-	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			ret = 0;
-			break;
-		}
-		if (rc != SQLITE_ROW) {
-			state_dberr(s, rc, e);
-			ret = -1;
-			break;
-		}
-		if (intent_from_row(st, &in) == -1) {
-			state_nomem(s, e);
-			ret = -1;
-			break;
-		}
-		rc = cb(&in, arg);
-		state_intent_cleanup(&in);
-		if (rc != 0) {
-			ret = 1;
-			break;
-		}
-	}
-	stmt_put(s, ST_INTENTS_ALL, st);
-	return ret;
+	return walk_rows(s, ST_INTENTS_ALL, st, intent_row, &w, e);
 }
 
 int
@@ -1559,14 +1578,31 @@ state_meta_delete(struct state *s, const char *name, struct err *e)
 	return stmt_run(s, ST_META_DELETE, st, e);
 }
 
+struct meta_walk {
+	state_meta_cb cb;
+	void *arg;
+};
+
+static int
+meta_row(sqlite3_stmt *st, void *ctx)
+{
+	struct meta_walk *w = ctx;
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	const void *value = sqlite3_column_blob(st, 1);
+
+	if (name == NULL)
+		return -1;
+	return w->cb(name, value != NULL ? value : "",
+	             (size_t)sqlite3_column_bytes(st, 1), w->arg) != 0;
+}
+
 int
 state_meta_each(struct state *s, const char *prefix, state_meta_cb cb,
                 void *arg, struct err *e)
 {
+	struct meta_walk w = {cb, arg};
 	sqlite3_stmt *st;
-	const char *name;
-	const void *value;
-	int rc, ret = 0;
+	int rc;
 
 	if ((st = stmt_get(s, ST_META_EACH, e)) == NULL)
 		return -1;
@@ -1575,24 +1611,5 @@ state_meta_each(struct state *s, const char *prefix, state_meta_cb cb,
 		stmt_put(s, ST_META_EACH, st);
 		return -1;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		name = (const char *)sqlite3_column_text(st, 0);
-		value = sqlite3_column_blob(st, 1);
-		if (name == NULL) {
-			state_nomem(s, e);
-			ret = -1;
-			break;
-		}
-		if (cb(name, value != NULL ? value : "",
-		       (size_t)sqlite3_column_bytes(st, 1), arg) != 0) {
-			ret = 1;
-			break;
-		}
-	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		state_dberr(s, rc, e);
-		ret = -1;
-	}
-	stmt_put(s, ST_META_EACH, st);
-	return ret;
+	return walk_rows(s, ST_META_EACH, st, meta_row, &w, e);
 }

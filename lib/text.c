@@ -77,3 +77,15 @@ text_iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
 	else
 		snprintf(out + n, outlen - n, "Z");
 }
+
+int
+text_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -19,6 +19,8 @@ int text_utf8_valid(const char *p, size_t n);
  * "2026-11-21T10:00:00.123Z". */
 void text_iso_time(const struct timespec *ts, int digits, char *out,
                    size_t outlen);
+/* The value of one hex digit (either case), or -1. */
+int text_hexval(int c);
 /* 32-bit FNV-1a of n bytes. */
 uint32_t text_hash(const void *p, size_t n);
 

@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "err.h"
 #include "sigv4.h"
+#include "text.h"
 
 TestSuite(sigv4);
 
@@ -286,18 +287,6 @@ struct rawreq {
 	size_t body_len;
 };
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* %XX-decodes s in place; '+' stays '+' as SigV4 signers read it. */
 static void
 pct_decode(char *s)
@@ -305,8 +294,10 @@ pct_decode(char *s)
 	char *w = s;
 
 	while (*s != '\0') {
-		if (s[0] == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*w++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+		if (s[0] == '%' && text_hexval(s[1]) >= 0 &&
+		    text_hexval(s[2]) >= 0) {
+			*w++ =
+			    (char)(text_hexval(s[1]) * 16 + text_hexval(s[2]));
 			s += 3;
 		} else {
 			*w++ = *s++;

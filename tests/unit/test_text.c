@@ -39,3 +39,14 @@ Test(text, fnv1a_hash)
 	cr_assert_eq(text_hash("a", 1), 0xe40c292cu);
 	cr_assert_eq(text_hash("foobar", 6), 0xbf9cf968u);
 }
+
+Test(text, hexval)
+{
+	cr_assert_eq(text_hexval('0'), 0);
+	cr_assert_eq(text_hexval('9'), 9);
+	cr_assert_eq(text_hexval('a'), 10);
+	cr_assert_eq(text_hexval('F'), 15);
+	cr_assert_eq(text_hexval('g'), -1);
+	cr_assert_eq(text_hexval('%'), -1);
+	cr_assert_eq(text_hexval(0xff), -1);
+}
