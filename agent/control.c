@@ -1,6 +1,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -506,6 +507,10 @@ local_item(const struct control *c, const struct state_file *f)
 
 	ts.tv_sec = (time_t)(f->mtime_ns / 1000000000);
 	ts.tv_nsec = (long)(f->mtime_ns % 1000000000);
+	if (ts.tv_nsec < 0) { /* before 1970: the second below */
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
 	text_iso_time(&ts, 9, mtime, sizeof(mtime));
 	o = json_pack("{s:o,s:s,s:s,s:I,s:s,s:s,s:s,s:s}", "FileName",
 	              name_of(c, f), "Bucket", c->bucket, "Timestamp",
@@ -711,13 +716,16 @@ static void
 on_deleted(int status, const char *message, void *arg)
 {
 	struct ctl_conn *k = arg;
+	char p[256], m[1024];
 
 	if (k->c == NULL || k->done) {
 		conn_answer(k, 0, NULL);
 		return;
 	}
 	if (status == 0) {
-		log_info("control: deleted %s (%s)", k->req.name, message);
+		log_info("control: deleted %s (%s)",
+		         log_path(k->req.name, p, sizeof(p)),
+		         log_path(message, m, sizeof(m)));
 		conn_answer_json(k, 200,
 		                 json_pack("{s:s,s:s,s:s}", "message",
 		                           "File deleted", "deletedFile",
@@ -862,6 +870,21 @@ control_simple(struct ctl_conn *k)
 	}
 }
 
+/* A refused request that asked for a change (any method but GET and
+ * HEAD): logged with the caller's uid, as the accepted ones are. */
+static void
+conn_log_refused(const struct ctl_conn *k, const char *url, unsigned status,
+                 const char *why)
+{
+	char u[256], w[256];
+
+	if (strcmp(k->method, "GET") == 0 || strcmp(k->method, "HEAD") == 0)
+		return;
+	log_warnx("control: uid %ld (pid %ld): refused %s %s (%u): %s", k->uid,
+	          k->pid, k->method, log_path(url, u, sizeof(u)), status,
+	          log_path(why, w, sizeof(w)));
+}
+
 static void
 conn_log(const struct ctl_conn *k)
 {
@@ -893,8 +916,12 @@ control_dispatch(struct ctl_conn *k)
 	    MHD_lookup_connection_value(k->mc, MHD_GET_ARGUMENT_KIND, "local");
 	err_clear(&e);
 	if (ctl_request_parse(&k->req, k->route, &q, k->body.data, k->body.len,
-	                      c->prefix, &e) == -1)
+	                      c->prefix, &e) == -1) {
+		if (e.kind != ERR_SYS)
+			conn_log_refused(k, ctl_route_name(k->route), 400,
+			                 e.message);
 		return conn_error(k, e.kind == ERR_SYS ? 500 : 400, e.message);
+	}
 	conn_log(k);
 	if (sync_stopping(c->sync) && ctl_route_mutates(k->route))
 		return conn_error(k, 503, "imgsyncd is stopping");
@@ -948,6 +975,10 @@ control_begin(struct control *c, struct MHD_Connection *mc, const char *url,
 		return MHD_NO;
 	*con_cls = k;
 	k->status = ctl_route_find(method, url, &k->route, &k->allow);
+	if (k->status == 404 || k->status == 405)
+		conn_log_refused(k, url, k->status,
+		                 k->status == 404 ? "Not found"
+		                                  : "Method not allowed");
 	cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 	                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl != NULL) {
@@ -1067,44 +1098,83 @@ control_on_timer(void *arg)
 
 /* --- the socket ---------------------------------------------------------- */
 
-static int
-control_mkdirs(const char *path, struct err *e)
+/* Whether someone other than this daemon and root could rename or create
+ * entries in the directory st: then the socket's path could be swapped
+ * under us. A sticky bit (as on /tmp) protects others' entries, so it
+ * excuses an ancestor, but not the socket's own directory. */
+static const char *
+control_dir_unsafe(const struct stat *st, int own)
 {
-	char *dir = strdup(path), *p;
-	struct stat st;
-	int rc = -1;
+	int sticky = !own && (st->st_mode & S_ISVTX);
 
-	if (dir == NULL) {
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return "is owned by another user";
+	if ((st->st_mode & S_IWOTH) && !sticky)
+		return "is writable by anyone";
+	if ((st->st_mode & S_IWGRP) && st->st_gid != getegid() && !sticky)
+		return "is writable by another group";
+	return NULL;
+}
+
+/* Creates the socket's directory when missing (0750) and opens it, after
+ * checking that nobody else can write to it or to a directory above it:
+ * a directory others can write stops the start. */
+static int
+control_dir_open(const char *dir, struct err *e)
+{
+	char *walk = strdup(dir), *p;
+	const char *why;
+	struct stat st;
+	int fd = -1;
+
+	if (walk == NULL) {
 		err_sys(e, "strdup");
 		return -1;
 	}
-	p = strrchr(dir, '/');
-	if (p == NULL || p == dir) {
-		free(dir);
-		return 0;
-	}
-	*p = '\0';
-	for (p = dir + 1;; p++) {
+	for (p = walk + 1;; p++) {
 		p = strchr(p, '/');
 		if (p != NULL)
 			*p = '\0';
-		if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
-			err_sys(e, "control.socket: cannot create %s", dir);
-			goto out;
+		if (mkdir(walk, 0750) == -1 && errno != EEXIST) {
+			err_sys(e, "control.socket: cannot create %s", walk);
+			goto fail;
 		}
 		if (p == NULL)
 			break;
 		*p = '/';
 	}
-	if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) &&
-	    !(st.st_mode & S_ISVTX))
-		log_warnx("control.socket: %s is writable by anyone; put the "
-		          "socket in a directory imgsyncd owns",
-		          dir);
-	rc = 0;
-out:
-	free(dir);
-	return rc;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		err_sys(e, "control.socket: %s", dir);
+		goto fail;
+	}
+	why = control_dir_unsafe(&st, 1);
+	/* Each directory above, up to "/" (or the working directory). */
+	while (why == NULL && (p = strrchr(walk, '/')) != NULL) {
+		p[p == walk ? 1 : 0] = '\0';
+		if (stat(walk, &st) == -1) {
+			err_sys(e, "control.socket: %s", walk);
+			goto fail;
+		}
+		why = control_dir_unsafe(&st, 0);
+		if (p == walk)
+			break;
+	}
+	if (why != NULL) {
+		err_set(e, ERR_CONFIG,
+		        "control.socket: %s %s; put the socket in a directory "
+		        "only imgsyncd and root can write (the unit's "
+		        "/run/imgsync)",
+		        walk, why);
+		goto fail;
+	}
+	free(walk);
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(walk);
+	return -1;
 }
 
 /* A socket file already there: another daemon's (refused) or a dead one's
@@ -1148,8 +1218,10 @@ control_stale(const struct sockaddr_un *sa, struct err *e)
 	return 0;
 }
 
+/* The socket's group, set on the name in its (safe) directory without
+ * following a link. */
 static void
-control_chgrp(const char *path, const char *group)
+control_chgrp(int dirfd, const char *name, const char *group)
 {
 	struct group gr, *res = NULL;
 	char buf[4096];
@@ -1167,16 +1239,18 @@ control_chgrp(const char *path, const char *group)
 		return; /* already ours (systemd's Group=): chown is a
 		         * privileged call the unit's system-call filter refuses
 		         */
-	if (chown(path, (uid_t)-1, gr.gr_gid) == -1)
-		log_warn("control.group: chown %s to group %s", path, group);
+	if (fchownat(dirfd, name, (uid_t)-1, gr.gr_gid, AT_SYMLINK_NOFOLLOW) ==
+	    -1)
+		log_warn("control.group: chown %s to group %s", name, group);
 }
 
 static int
 control_listen(const struct config *cfg, struct err *e)
 {
 	struct sockaddr_un sa;
+	char *dir, *slash;
 	mode_t old;
-	int fd, rc;
+	int fd = -1, dirfd, rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -1187,25 +1261,46 @@ control_listen(const struct config *cfg, struct err *e)
 		return -1;
 	}
 	memcpy(sa.sun_path, cfg->control.socket, strlen(cfg->control.socket));
-	if (control_mkdirs(sa.sun_path, e) == -1 || control_stale(&sa, e) == -1)
+	dir = strdup(sa.sun_path);
+	if (dir == NULL) {
+		err_sys(e, "strdup");
 		return -1;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, strlen(dir) + 1, ".");
+	else
+		slash[slash == dir ? 1 : 0] = '\0';
+	dirfd = control_dir_open(dir, e);
+	free(dir);
+	if (dirfd == -1 || control_stale(&sa, e) == -1)
+		goto out;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1) {
 		err_sys(e, "socket");
-		return -1;
+		goto out;
 	}
-	/* Single-threaded, so the umask is ours for the bind: the socket is
-	 * never reachable with wider rights than 0660. */
+	/* The mode is set on the socket before bind(), which gives it to the
+	 * new file (and the umask too: single-threaded, it is ours): the
+	 * socket is never reachable with wider rights than 0660, and no path
+	 * is ever chmod'ed. */
 	old = umask(0117);
-	rc = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+	rc = fchmod(fd, 0660);
+	if (rc == 0)
+		rc = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (rc == -1 || chmod(sa.sun_path, 0660) == -1 ||
-	    listen(fd, 128) == -1) {
+	if (rc == -1 || listen(fd, 128) == -1) {
 		err_sys(e, "control.socket: %s", sa.sun_path);
 		close(fd);
-		return -1;
+		fd = -1;
+		goto out;
 	}
-	control_chgrp(sa.sun_path, cfg->control.group);
+	slash = strrchr(sa.sun_path, '/');
+	control_chgrp(dirfd, slash != NULL ? slash + 1 : sa.sun_path,
+	              cfg->control.group);
+out:
+	if (dirfd != -1)
+		close(dirfd);
 	return fd;
 }
 

@@ -5,19 +5,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "text.h"
 
 /* The one piece of process-wide state: logging is per process by nature. */
 static enum config_log_level log_level = CONFIG_LOG_INFO;
 static int log_time;
+static int log_journal; /* stderr is journald's stream: "<N>" prefixes */
+
+/* Whether stderr is the stream systemd connected to the journal: its
+ * device and inode are in JOURNAL_STREAM (systemd.exec(5)). */
+static int
+log_stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return 0;
+	return fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(enum config_log_level level, int with_time)
 {
 	log_level = level;
-	log_time = with_time;
+	log_journal = log_stderr_is_journal();
+	log_time = with_time && !log_journal;
+}
+
+/* The syslog priority journald reads from a "<N>" prefix (sd-daemon(3)). */
+static int
+log_priority(enum config_log_level level)
+{
+	switch (level) {
+	case CONFIG_LOG_ERROR:
+		return 3;
+	case CONFIG_LOG_WARN:
+		return 4;
+	case CONFIG_LOG_INFO:
+		return 6;
+	default:
+		return 7;
+	}
 }
 
 void
@@ -36,14 +73,16 @@ static void
 log_vwrite(enum config_log_level level, const char *tag, const char *fmt,
            va_list ap, const char *suffix)
 {
-	char line[2048], stamp[32] = "";
+	char line[2048], stamp[32] = "", *nl;
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
 	if (!log_enabled(level))
 		return;
-	if (log_time) {
+	if (log_journal)
+		snprintf(stamp, sizeof(stamp), "<%d>", log_priority(level));
+	else if (log_time) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = (int)strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
@@ -51,6 +90,9 @@ log_vwrite(enum config_log_level level, const char *tag, const char *fmt,
 		         ts.tv_nsec / 1000000);
 	}
 	vsnprintf(line, sizeof(line), fmt, ap);
+	/* One message, one line (and one journal entry at its priority). */
+	for (nl = line; (nl = strpbrk(nl, "\r\n")) != NULL;)
+		*nl = ' ';
 	fprintf(stderr, "%s%s%s%s%s\n", stamp, tag, line,
 	        suffix != NULL ? ": " : "", suffix != NULL ? suffix : "");
 }

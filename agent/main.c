@@ -554,7 +554,7 @@ check_remote(struct daemon *d, struct err *e)
 	int rc;
 
 	if (clients_setup(d, e) == -1) {
-		fprintf(stderr, "imgsyncd: %s\n", e->message);
+		log_error("%s", e->message);
 		return e->kind == ERR_CONFIG ? EX_CONFIG : EX_OSERR;
 	}
 	snprintf(source, sizeof(source), "%s%s",
@@ -562,7 +562,7 @@ check_remote(struct daemon *d, struct err *e)
 	         d->cfg->sync.source[0] ? d->cfg->sync.source : d->hostname);
 	rc = checkremote_run(d->cfg, d->loop, d->s3, d->ddb, source, stdout, e);
 	if (rc == -1)
-		fprintf(stderr, "imgsyncd: %s\n", e->message);
+		log_error("%s", e->message);
 	return checkremote_exit_code(rc, e);
 }
 
@@ -619,10 +619,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+	/* Until the configuration sets the level: its errors reach the
+	 * journal at error priority too. */
+	log_init(CONFIG_LOG_INFO, 0);
 	err_clear(&e);
 	d.cfg = config_load_file(d.config_path, &e);
 	if (d.cfg == NULL) {
-		fprintf(stderr, "imgsyncd: %s\n", e.message);
+		log_error("%s", e.message);
 		return EX_CONFIG;
 	}
 	if (test) {

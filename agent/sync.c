@@ -5,15 +5,14 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "imagemeta.h"
 #include "log.h"
 #include "summary.h"
@@ -243,21 +242,12 @@ sync_wanted(const struct sync *s, const char *path)
 }
 
 /* Opens a path under the root without following any symlink, so nothing
- * outside the root is ever read. */
+ * outside the root is ever read (DESIGN.md invariant 6). */
 static int
 sync_open(const struct sync *s, const char *path)
 {
-	struct open_how how;
-	int fd;
-
-	memset(&how, 0, sizeof(how));
-	how.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-	how.resolve =
-	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-	fd = (int)syscall(SYS_openat2, s->rootfd, path, &how, sizeof(how));
-	if (fd == -1 && errno == ENOSYS)
-		fd = openat(s->rootfd, path, (int)how.flags);
-	return fd;
+	return beneath_open(s->rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY,
+	                    0);
 }
 
 /* --- the job table and queues ------------------------------------------ */
@@ -798,8 +788,7 @@ sync_add_intent(struct sync *s, enum state_op op, const char *path, size_t len,
 	in.key = (char *)key;
 	if (r != NULL) {
 		in.size = (uint64_t)r->st.st_size;
-		in.mtime_ns = (int64_t)r->st.st_mtim.tv_sec * 1000000000 +
-		              r->st.st_mtim.tv_nsec;
+		in.mtime_ns = text_timespec_ns(&r->st.st_mtim);
 		memcpy(in.sha256, r->sha256, sizeof(in.sha256));
 	}
 	err_clear(&e);
@@ -812,7 +801,7 @@ sync_add_intent(struct sync *s, enum state_op op, const char *path, size_t len,
 static int64_t
 st_mtime_ns(const struct stat *st)
 {
-	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	return text_timespec_ns(&st->st_mtim);
 }
 
 static int
@@ -1097,8 +1086,7 @@ job_record(struct job *j)
 	f.key = r->key;
 	f.size = (uint64_t)r->st.st_size;
 	f.mtime_ns = st_mtime_ns(&r->st);
-	f.ctime_ns =
-	    (int64_t)r->st.st_ctim.tv_sec * 1000000000 + r->st.st_ctim.tv_nsec;
+	f.ctime_ns = text_timespec_ns(&r->st.st_ctim);
 	f.inode = (uint64_t)r->st.st_ino;
 	memcpy(f.sha256, r->sha256, sizeof(f.sha256));
 	snprintf(f.etag, sizeof(f.etag), "%s", r->etag);
@@ -1660,8 +1648,7 @@ sync_rename_dir(struct sync *s, const char *from, const char *to)
 	                      &e) == -1)
 		log_warnx("%s", e.message);
 	/* Files not synced yet, or changed, under the new name. */
-	fd = openat(s->rootfd, to,
-	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = beneath_open(s->rootfd, to, O_RDONLY | O_DIRECTORY, 0);
 	if (fd != -1)
 		sync_walk_dir(s, fd, to, 0);
 }
@@ -1885,7 +1872,7 @@ static int
 sync_finish_trash(struct sync *s, struct err *e)
 {
 	struct trash_left t;
-	char msg[700], p[256];
+	char msg[700], p[256], m[1024];
 	size_t i;
 	int rc;
 
@@ -1899,7 +1886,8 @@ sync_finish_trash(struct sync *s, struct err *e)
 		if (rc != -1) {
 			sync_trash(s, t.paths[i], t.dirs[i], msg, sizeof(msg));
 			log_info("finishing an interrupted delete of %s: %s",
-			         log_path(t.paths[i], p, sizeof(p)), msg);
+			         log_path(t.paths[i], p, sizeof(p)),
+			         log_path(msg, m, sizeof(m)));
 			trash_note(s, t.paths[i], "", 0);
 		}
 		free(t.paths[i]);
@@ -2152,31 +2140,12 @@ sync_path_wanted(const struct sync *s, const char *path)
 }
 
 /* Opens path's directory under the root, following no symlink; *base
- * points at the last component. -1 with errno (ELOOP, EXDEV: a symlink or
- * out of the root). */
+ * points at the last component. -1 with errno (ELOOP, ENOTDIR, EXDEV: a
+ * symlink or out of the root). */
 static int
 sync_open_parent(const struct sync *s, const char *path, const char **base)
 {
-	const char *slash = strrchr(path, '/');
-	struct open_how how;
-	char *dir;
-	int fd, saved;
-
-	*base = slash != NULL ? slash + 1 : path;
-	if (slash == NULL)
-		return fcntl(s->rootfd, F_DUPFD_CLOEXEC, 0);
-	dir = strndup(path, (size_t)(slash - path));
-	if (dir == NULL)
-		return -1;
-	memset(&how, 0, sizeof(how));
-	how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	how.resolve =
-	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-	fd = (int)syscall(SYS_openat2, s->rootfd, dir, &how, sizeof(how));
-	saved = errno;
-	free(dir);
-	errno = saved;
-	return fd;
+	return beneath_open_parent(s->rootfd, path, 0, 0, base);
 }
 
 enum sync_path_kind
@@ -2267,7 +2236,9 @@ sync_delete(struct sync *s, const char *path, const char *trash,
 	w->cb = cb;
 	w->arg = arg;
 	j->del = w;
-	if (j->st == JOB_SETTLING)
+	/* Due now; one already queued (its change waits while paused) is
+	 * pumped again, now that it may start. */
+	if (j->st == JOB_SETTLING || j->st == JOB_READY)
 		job_settle(j, 0);
 	return 0;
 }

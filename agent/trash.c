@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "buf.h"
 
 #define TRASH_TRIES 100 /* names tried in each of the two forms */
@@ -16,65 +17,44 @@
 struct trash_move {
 	int dfd;     /* the file's directory */
 	char *base;  /* the file's name in it */
-	char *trash; /* the trash folder */
+	char *trash; /* the trash folder, for messages */
+	int trashfd; /* the trash folder, opened without following a link */
 	char *path;  /* where it goes below the trash folder */
 	int n;       /* the candidate name being tried */
 	int conflict;
-	struct buf dst; /* candidate n */
+	struct buf dst;   /* candidate n, relative to trashfd */
+	int dstdir;       /* the candidate's folder */
+	const char *leaf; /* the candidate's name in dstdir (in dst) */
 	/* copying across file systems */
 	int in;
+	struct stat src; /* the file as the copy began */
 	int out;
-	struct buf tmp;
+	int tmpdir;     /* the folder of the partial copy */
+	struct buf tmp; /* the partial copy's name in tmpdir */
 };
 
-/* Creates the folders of dst with every missing parent. A component that
- * exists but is not a directory fails with ENOTDIR. */
+/* Creates the trash folder itself (and its parents) the first time. */
 static int
-trash_mkdirs(char *dst)
+trash_open_root(const char *trash)
 {
-	struct stat st;
-	char *p;
-
-	for (p = dst + 1; (p = strchr(p, '/')) != NULL; p++) {
-		*p = '\0';
-		if (mkdir(dst, 0700) == -1 &&
-		    (errno != EEXIST || stat(dst, &st) == -1 ||
-		     !S_ISDIR(st.st_mode))) {
-			if (errno == EEXIST)
-				errno = ENOTDIR;
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-/* fsync of the directory holding path, so that a new entry in it is on
- * disk before the file's old name is removed. */
-static int
-fsync_parent(const char *path)
-{
-	char *dir = strdup(path), *slash;
-	int fd, rc = -1, saved;
+	char *dir = strdup(trash), *p;
+	int fd;
 
 	if (dir == NULL)
 		return -1;
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir)
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd != -1) {
-		rc = fsync(fd);
-		saved = errno;
-		close(fd);
-		errno = saved;
+	for (p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		(void)mkdir(dir, 0700); /* an error shows in the open below */
+		*p = '/';
 	}
+	(void)mkdir(dir, 0700);
 	free(dir);
-	return rc;
+	fd = open(trash, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
 }
 
-/* Candidate m->n, its folders created. */
+/* Candidate m->n, its folders created below the trash folder without
+ * following any symlink (one planted in the trash is a name clash). */
 static int
 trash_candidate(struct trash_move *m)
 {
@@ -82,17 +62,23 @@ trash_candidate(struct trash_move *m)
 
 	buf_reset(&m->dst);
 	if (m->conflict)
-		rc = buf_printf(&m->dst, "%s/.deleted-%lld-%d/%s", m->trash,
+		rc = buf_printf(&m->dst, ".deleted-%lld-%d/%s",
 		                (long long)time(NULL), m->n, m->path);
 	else if (m->n == 0)
-		rc = buf_printf(&m->dst, "%s/%s", m->trash, m->path);
+		rc = buf_printf(&m->dst, "%s", m->path);
 	else
-		rc = buf_printf(&m->dst, "%s/%s.%d", m->trash, m->path, m->n);
+		rc = buf_printf(&m->dst, "%s.%d", m->path, m->n);
 	if (rc == -1) {
 		errno = ENOMEM;
 		return -1;
 	}
-	return trash_mkdirs(m->dst.data);
+	if (m->dstdir != -1)
+		close(m->dstdir);
+	m->dstdir =
+	    beneath_open_parent(m->trashfd, m->dst.data, 1, 0700, &m->leaf);
+	if (m->dstdir == -1 && errno == ELOOP)
+		errno = ENOTDIR;
+	return m->dstdir == -1 ? -1 : 0;
 }
 
 /*
@@ -105,7 +91,7 @@ trash_place(struct trash_move *m, int fromfd, const char *from)
 {
 	for (; m->n < TRASH_TRIES; m->n++) {
 		if (trash_candidate(m) == 0 &&
-		    renameat2(fromfd, from, AT_FDCWD, m->dst.data,
+		    renameat2(fromfd, from, m->dstdir, m->leaf,
 		              RENAME_NOREPLACE) == 0)
 			return 0;
 		if (errno == EXDEV)
@@ -133,28 +119,76 @@ trash_fail(struct trash_move *m, char *msg, size_t msglen)
 }
 
 /* The copy begins: the source (non-blocking: it could have been swapped for
- * a FIFO) and a temporary file beside the candidate. */
+ * a FIFO) and a new temporary file beside the candidate. */
 static int
 trash_copy_open(struct trash_move *m)
 {
-	struct stat st;
+	int tries;
 
 	m->in = openat(m->dfd, m->base,
 	               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (m->in == -1)
 		return -1;
-	if (fstat(m->in, &st) == -1 || !S_ISREG(st.st_mode)) {
+	if (fstat(m->in, &m->src) == -1 || !S_ISREG(m->src.st_mode)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (buf_printf(&m->tmp, "%s.imgsync-partial-%ld", m->dst.data,
+	if (buf_printf(&m->tmp, "%s.imgsync-partial-%ld", m->leaf,
 	               (long)getpid()) == -1) {
 		errno = ENOMEM;
 		return -1;
 	}
-	m->out =
-	    open(m->tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	m->tmpdir = fcntl(m->dstdir, F_DUPFD_CLOEXEC, 0);
+	if (m->tmpdir == -1)
+		return -1;
+	for (tries = 0; tries < 2; tries++) {
+		m->out = openat(
+		    m->tmpdir, m->tmp.data,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (m->out != -1 || errno != EEXIST)
+			break;
+		/* Left by a crash of an earlier process with this pid. */
+		(void)unlinkat(m->tmpdir, m->tmp.data, 0);
+	}
 	return m->out == -1 ? -1 : 0;
+}
+
+/* The copy gets the original's owner (where permitted: root's daemon, or
+ * the same owner), mode and times. */
+static void
+trash_copy_attrs(const struct trash_move *m)
+{
+	struct timespec times[2];
+
+	if (fchown(m->out, m->src.st_uid, m->src.st_gid) == -1)
+		(void)fchown(m->out, (uid_t)-1, m->src.st_gid);
+	(void)fchmod(m->out, m->src.st_mode & 07777);
+	times[0] = m->src.st_atim;
+	times[1] = m->src.st_mtim;
+	(void)futimens(m->out, times);
+}
+
+static int
+same_version(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Whether the name still holds the very file that was copied, unchanged:
+ * only then may it be unlinked. */
+static int
+trash_source_unchanged(const struct trash_move *m)
+{
+	struct stat now, held;
+
+	return fstat(m->in, &held) == 0 && same_version(&held, &m->src) &&
+	       fstatat(m->dfd, m->base, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       same_version(&now, &m->src);
 }
 
 struct trash_move *
@@ -179,7 +213,7 @@ trash_move_start(int dfd, const char *base, const char *trash, const char *path,
 		return NULL;
 	}
 	m->dfd = dfd;
-	m->in = m->out = -1;
+	m->trashfd = m->dstdir = m->tmpdir = m->in = m->out = -1;
 	buf_init(&m->dst, 0);
 	buf_init(&m->tmp, 0);
 	if ((m->base = strdup(base)) == NULL ||
@@ -190,12 +224,13 @@ trash_move_start(int dfd, const char *base, const char *trash, const char *path,
 		*rc = -1;
 		return NULL;
 	}
-	if (trash_place(m, m->dfd, m->base) == 0) {
-		snprintf(msg, msglen, "moved to %s", m->dst.data);
+	m->trashfd = trash_open_root(trash);
+	if (m->trashfd != -1 && trash_place(m, m->dfd, m->base) == 0) {
+		snprintf(msg, msglen, "moved to %s/%s", m->trash, m->dst.data);
 		trash_move_free(m);
 		return NULL;
 	}
-	if (errno == EXDEV && trash_copy_open(m) == 0)
+	if (m->trashfd != -1 && errno == EXDEV && trash_copy_open(m) == 0)
 		return m;
 	*rc = trash_fail(m, msg, msglen);
 	trash_move_free(m);
@@ -223,23 +258,33 @@ trash_move_step(struct trash_move *m, size_t budget, char *msg, size_t msglen)
 		return trash_fail(m, msg, msglen);
 	if (n > 0)
 		return 0; /* more next time */
+	trash_copy_attrs(m);
 	rc = fsync(m->out);
 	if (close(m->out) == -1)
 		rc = -1;
 	m->out = -1;
-	if (rc == -1 || trash_place(m, AT_FDCWD, m->tmp.data) == -1 ||
-	    fsync_parent(m->dst.data) == -1)
+	if (rc == -1 || trash_place(m, m->tmpdir, m->tmp.data) == -1 ||
+	    fsync(m->dstdir) == -1)
 		return trash_fail(m, msg, msglen);
-	buf_cleanup(&m->tmp); /* it is the file now */
+	buf_reset(&m->tmp); /* it is the file now */
+	if (!trash_source_unchanged(m)) {
+		/* Saved over during the copy: the new version stays and is
+		 * synced again; the trash keeps the one that was deleted. */
+		snprintf(msg, msglen,
+		         "copied to %s/%s, but the local file changed while it "
+		         "was copied: the new version stays",
+		         m->trash, m->dst.data);
+		return -1;
+	}
 	if (unlinkat(m->dfd, m->base, 0) == -1) {
 		/* Both copies stay: nothing lost; say so. */
 		snprintf(msg, msglen,
-		         "copied to %s, but the local file could not be "
+		         "copied to %s/%s, but the local file could not be "
 		         "removed: %s",
-		         m->dst.data, strerror(errno));
+		         m->trash, m->dst.data, strerror(errno));
 		return -1;
 	}
-	snprintf(msg, msglen, "moved to %s", m->dst.data);
+	snprintf(msg, msglen, "moved to %s/%s", m->trash, m->dst.data);
 	return 1;
 }
 
@@ -252,8 +297,15 @@ trash_move_free(struct trash_move *m)
 		close(m->out);
 	if (m->in != -1)
 		close(m->in);
-	if (m->tmp.data != NULL && m->tmp.len > 0)
-		unlink(m->tmp.data); /* an unfinished copy */
+	if (m->tmpdir != -1) {
+		if (m->tmp.len > 0) /* an unfinished copy */
+			(void)unlinkat(m->tmpdir, m->tmp.data, 0);
+		close(m->tmpdir);
+	}
+	if (m->dstdir != -1)
+		close(m->dstdir);
+	if (m->trashfd != -1)
+		close(m->trashfd);
 	if (m->dfd != -1)
 		close(m->dfd);
 	buf_cleanup(&m->tmp);

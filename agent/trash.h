@@ -4,12 +4,16 @@
  *
  * The file goes to trash/PATH, or trash/PATH.1, .2 ... when that is taken,
  * or trash/.deleted-TIME-N/PATH when a folder on the way is taken by a file
- * (one deleted earlier). On the same file system it is a rename. On
- * another one it is copied under a temporary name, step by step so that
- * the event loop is never held for long, synced, renamed into place
- * (never over another file), its folder synced, and only then is the
- * original unlinked: a crash or power loss at any moment leaves the file in
- * one of the two places.
+ * (one deleted earlier). Below the trash folder no symlink is followed:
+ * one planted there counts as a name clash. On the same file system it is
+ * a rename. On another one it is copied under a new temporary name
+ * (O_EXCL), step by step so that the event loop is never held for long,
+ * given the original's mode, owner (where permitted) and times, synced,
+ * renamed into place (never over another file), its folder synced, and
+ * only then is the original unlinked, and only if its name still holds the
+ * same file, unchanged (device, inode, size, mtime, ctime): a version saved
+ * over it during the copy stays. A crash or power loss at any moment
+ * leaves the file in one of the two places.
  */
 #ifndef IMGSYNC_TRASH_H
 #define IMGSYNC_TRASH_H

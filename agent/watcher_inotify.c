@@ -1153,8 +1153,11 @@ watcher_moved_to(struct watcher *w, struct wnode *dir,
 		if (is_dir)
 			return watcher_walk_new(w, ie->wd, name, len);
 		if (watcher_lstat(w, dir, name, path, &st) == 0) {
+			/* A symlink or FIFO renamed over a file: the file
+			 * is gone. */
 			if (!S_ISREG(st.st_mode))
-				return 0;
+				return watcher_emit(w, WATCHER_GONE, path, NULL,
+				                    0, NULL);
 		} else if (errno == ENOENT)
 			return 0;
 		return watcher_emit(w, WATCHER_FILE, path, NULL, 0, NULL);
@@ -1164,11 +1167,14 @@ watcher_moved_to(struct watcher *w, struct wnode *dir,
 	        (w->nmoves - (size_t)i - 1) * sizeof(w->moves[0]));
 	w->nmoves--;
 	if (!is_dir) {
-		/* A symlink renamed: nothing the engine knows. */
+		/* A symlink or FIFO renamed: nothing the engine knows left
+		 * the old name, but a file it replaced at the new one is
+		 * gone. */
 		if (watcher_lstat(w, dir, name, path, &st) == 0 &&
 		    !S_ISREG(st.st_mode)) {
 			free(m.path);
-			return 0;
+			return watcher_emit(w, WATCHER_GONE, path, NULL, 0,
+			                    NULL);
 		}
 		r = watcher_emit(w, WATCHER_RENAME, path, m.path, 0, NULL);
 		free(m.path);

@@ -507,20 +507,78 @@ credentials_check(const struct config_credentials *cr, const struct where *w,
 	return 0;
 }
 
-/* /delete moves files to the trash, which must not be mirrored itself. */
+/* path with its symlinks resolved as far as it exists, and "//", "." and
+ * ".." folded in the rest: the folder it is, or will be once created.
+ * Allocated; NULL when even "/" cannot be resolved. */
+static char *
+path_resolve(const char *path)
+{
+	char *r = realpath(path, NULL), *dir, *slash, *parent, *base;
+	size_t n;
+
+	if (r != NULL || (errno != ENOENT && errno != ENOTDIR))
+		return r;
+	dir = strdup(path);
+	if (dir == NULL)
+		return NULL;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash == NULL) { /* relative and missing: from the cwd */
+		parent = path_resolve(".");
+		base = dir;
+	} else {
+		*slash = '\0';
+		parent = path_resolve(slash == dir ? "/" : dir);
+		base = slash + 1;
+	}
+	if (parent != NULL && strcmp(base, "..") == 0) {
+		slash = strrchr(parent, '/');
+		if (slash != NULL)
+			slash[slash == parent ? 1 : 0] = '\0';
+	} else if (parent != NULL && base[0] != '\0' &&
+	           strcmp(base, ".") != 0) {
+		n = strlen(parent);
+		r = malloc(n + strlen(base) + 2);
+		if (r != NULL)
+			sprintf(r, "%s%s%s", parent,
+			        n > 0 && parent[n - 1] == '/' ? "" : "/", base);
+		free(parent);
+		parent = r;
+	}
+	free(dir);
+	return parent;
+}
+
+/* /delete moves files to the trash, which must not be mirrored itself:
+ * judged on real paths, so that "//", "/./", ".." or a symlink cannot hide
+ * a trash inside the root. */
 static int
 trash_check(const struct config *c, const struct where *w, struct err *e)
 {
-	const char *root = c->watch.root, *trash = c->control.trash;
-	size_t n = strlen(root);
+	char *root = path_resolve(c->watch.root);
+	char *trash = path_resolve(c->control.trash);
+	size_t n = root != NULL ? strlen(root) : 0;
+	int inside;
 
-	while (n > 0 && root[n - 1] == '/')
-		n--;
-	if (strncmp(trash, root, n) == 0 &&
-	    (trash[n] == '/' || trash[n] == '\0'))
+	if (root == NULL || trash == NULL) {
+		free(root);
+		free(trash);
+		return key_fail(e, loc_of(w, "control.trash"), "control.trash",
+		                "cannot resolve \"%s\" or \"%s\": %s",
+		                c->control.trash, c->watch.root,
+		                strerror(errno));
+	}
+	inside =
+	    strncmp(trash, root, n) == 0 &&
+	    (trash[n] == '/' || trash[n] == '\0' || strcmp(root, "/") == 0);
+	free(root);
+	free(trash);
+	if (inside)
 		return key_fail(e, loc_of(w, "control.trash"), "control.trash",
 		                "must be outside watch.root (got \"%s\")",
-		                trash);
+		                c->control.trash);
 	return 0;
 }
 

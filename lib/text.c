@@ -1,6 +1,7 @@
 #include "text.h"
 
 #include <stdio.h>
+#include <string.h>
 
 size_t
 text_utf8_len(const char *s, size_t n)
@@ -68,7 +69,8 @@ text_iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
 	long frac = ts->tv_nsec;
 	int d;
 
-	gmtime_r(&ts->tv_sec, &tm);
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL) /* past year 2^31 */
+		memset(&tm, 0, sizeof(tm));
 	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
 	for (d = 9; d > digits; d--)
 		frac /= 10;
@@ -88,4 +90,16 @@ text_hexval(int c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+int64_t
+text_timespec_ns(const struct timespec *ts)
+{
+	int64_t ns;
+
+	if (__builtin_mul_overflow((int64_t)ts->tv_sec, (int64_t)1000000000,
+	                           &ns) ||
+	    __builtin_add_overflow(ns, (int64_t)ts->tv_nsec, &ns))
+		return ts->tv_sec < 0 ? INT64_MIN : INT64_MAX;
+	return ns;
 }

@@ -19,6 +19,9 @@ int text_utf8_valid(const char *p, size_t n);
  * "2026-11-21T10:00:00.123Z". */
 void text_iso_time(const struct timespec *ts, int digits, char *out,
                    size_t outlen);
+/* ts in nanoseconds since the epoch, saturated to INT64_MIN/INT64_MAX
+ * (years 1677 and 2262): a file's times are whatever its owner set. */
+int64_t text_timespec_ns(const struct timespec *ts);
 /* The value of one hex digit (either case), or -1. */
 int text_hexval(int c);
 /* 32-bit FNV-1a of n bytes. */

@@ -87,10 +87,11 @@ log: {{ level = "{v['level']}"; }};
         env.update(self.extra_env)
         return env
 
-    def start(self, *args: str, user: str | None = None) -> "Daemon":
+    def start(self, *args: str, user: str | None = None, wrap=()) -> "Daemon":
         """Runs imgsyncd; as `user` (its folders handed over to it) when
-        given, which needs root and setpriv."""
-        cmd = [str(BIN / "imgsyncd"), "-c", str(self.conf), *args]
+        given, which needs root and setpriv; through the command `wrap`
+        (e.g. the no_openat2 tool) when given."""
+        cmd = [*wrap, str(BIN / "imgsyncd"), "-c", str(self.conf), *args]
         if user is not None:
             pw = pwd.getpwnam(user)
             for dirpath, dirs, files in os.walk(self.dir):
@@ -105,9 +106,9 @@ log: {{ level = "{v['level']}"; }};
                                      env=self.env())
         return self
 
-    def once(self, timeout: float = 300) -> subprocess.CompletedProcess:
+    def once(self, timeout: float = 300, wrap=()) -> subprocess.CompletedProcess:
         with open(self.log_path, "ab") as logf:
-            proc = subprocess.run([str(BIN / "imgsyncd"), "-c", str(self.conf), "--once"],
+            proc = subprocess.run([*wrap, str(BIN / "imgsyncd"), "-c", str(self.conf), "--once"],
                                   stdout=logf, stderr=subprocess.STDOUT, env=self.env(),
                                   timeout=timeout)
         return proc

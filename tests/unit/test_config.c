@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -602,6 +603,46 @@ Test(config, trash_outside_root)
 	c = load_ok(REQUIRED "control: { trash = \"/srv/images-trash\"; };\n");
 	cr_assert_str_eq(c->control.trash, "/srv/images-trash");
 	config_free(c);
+}
+
+/* Judged on real paths: spellings and symlinks that lead into the root. */
+Test(config, trash_outside_root_real_paths)
+{
+	static const char *const inside[] = {
+	    "/srv//images/.trash", "/srv/./images/.trash",
+	    "/srv/other/../images/.trash", "/srv/images/./", "/srv/images//"};
+	char text[512], dir[] = "/tmp/test_config.XXXXXX", link[600];
+	struct config *c;
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+		snprintf(text, sizeof(text),
+		         REQUIRED "control: { trash = \"%s\"; };\n", inside[i]);
+		err_clear(&e);
+		c = config_load_file(write_conf(text), &e);
+		cr_assert_null(c, "%s was taken", inside[i]);
+		cr_assert(strstr(e.message, "must be outside watch.root"), "%s",
+		          e.message);
+	}
+
+	/* A symlink to a folder in the root. */
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(link, sizeof(link), "%s/root", dir);
+	cr_assert_eq(mkdir(link, 0700), 0);
+	snprintf(link, sizeof(link), "%s/to-root", dir);
+	cr_assert_eq(symlink("root", link), 0);
+	snprintf(text, sizeof(text),
+	         "watch: { root = \"%s/root\"; };\n"
+	         "s3: { bucket = \"images\"; };\n"
+	         "dynamodb: { table = \"ImageMetadata\"; };\n"
+	         "control: { trash = \"%s/to-root/.trash\"; };\n",
+	         dir, dir);
+	err_clear(&e);
+	c = config_load_file(write_conf(text), &e);
+	snprintf(link, sizeof(link), "rm -rf '%s'", dir);
+	cr_assert_eq(system(link), 0);
+	cr_assert_null(c, "a trash reached through a symlink was taken");
 }
 
 Test(config, log_levels)

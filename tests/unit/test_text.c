@@ -50,3 +50,29 @@ Test(text, hexval)
 	cr_assert_eq(text_hexval('%'), -1);
 	cr_assert_eq(text_hexval(0xff), -1);
 }
+
+/* A file's times are its owner's to set: far past and far future saturate
+ * instead of overflowing (UBSan stops on the overflow). */
+Test(text, timespec_ns_saturates)
+{
+	struct timespec ts = {10000000000, 5}; /* touch -d @10000000000 */
+
+	cr_assert_eq(text_timespec_ns(&ts), INT64_MAX);
+	ts.tv_sec = -10000000000;
+	cr_assert_eq(text_timespec_ns(&ts), INT64_MIN);
+	ts.tv_sec = 1700000000;
+	ts.tv_nsec = 123456789;
+	cr_assert_eq(text_timespec_ns(&ts), 1700000000123456789LL);
+	ts.tv_sec = -1;
+	ts.tv_nsec = 999999999;
+	cr_assert_eq(text_timespec_ns(&ts), -1);
+}
+
+Test(text, iso_time_far_future)
+{
+	struct timespec ts = {10000000000, 0};
+	char out[64];
+
+	text_iso_time(&ts, 3, out, sizeof(out));
+	cr_assert_str_eq(out, "2286-11-20T17:46:40.000Z");
+}

@@ -492,7 +492,31 @@ Test(watcher, move_in_is_file_but_not_a_symlink)
 	cr_assert_eq(rename(at(outside, "in.jpg"), at(root, "in.jpg")), 0);
 	cr_assert_geq(wait_for(WATCHER_FILE, "in.jpg"), 0);
 	run_for(100);
-	cr_assert_eq(nrecs, n0 + 1, "symlinks were reported");
+	/* A symlink is never a file; where it lands is gone (it could have
+	 * replaced one). */
+	cr_assert_eq(find_from(n0, WATCHER_FILE, "ln"), -1);
+	cr_assert_eq(find_from(n0, WATCHER_FILE, "ln3"), -1);
+	cr_assert_eq(find_from(n0, WATCHER_FILE, "ln2"), -1);
+}
+
+/* A symlink or a FIFO renamed over a file: the file is gone. */
+Test(watcher, symlink_or_fifo_renamed_over_a_file_is_gone)
+{
+	size_t n0;
+
+	put(at(root, "a.jpg"), "a");
+	put(at(root, "b.jpg"), "b");
+	cr_assert_eq(symlink("/etc/passwd", at(outside, "ln")), 0);
+	start();
+	n0 = nrecs;
+	/* From outside the root, and from inside it. */
+	cr_assert_eq(rename(at(outside, "ln"), at(root, "a.jpg")), 0);
+	cr_assert_eq(mkfifo(at(root, "f.tmp"), 0644), 0);
+	cr_assert_eq(rename(at(root, "f.tmp"), at(root, "b.jpg")), 0);
+	cr_assert_geq(wait_for(WATCHER_GONE, "a.jpg"), 0);
+	cr_assert_geq(wait_for(WATCHER_GONE, "b.jpg"), 0);
+	cr_assert_eq(find_from(n0, WATCHER_FILE, "a.jpg"), -1);
+	cr_assert_eq(find_from(n0, WATCHER_FILE, "b.jpg"), -1);
 }
 
 Test(watcher, hard_link_in_is_file)
