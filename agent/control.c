@@ -298,6 +298,8 @@ control_state(const struct control *c)
 {
 	if (sync_stopping(c->sync))
 		return "stopping";
+	if (sync_root_lost_why(c->sync) != NULL)
+		return "root-lost";
 	if (sync_paused(c->sync))
 		return "paused";
 	if (sync_rescanning(c->sync))
@@ -311,7 +313,8 @@ control_status(struct control *c)
 	struct sync_stats st;
 	uint64_t failed = 0, done;
 	double rate = 0;
-	const char *last;
+	const char *last, *lost;
+	json_t *doc;
 	struct err e;
 
 	sync_get_stats(c->sync, &st);
@@ -323,7 +326,8 @@ control_status(struct control *c)
 		rate = (double)(done - c->done[c->ndone - 1]) /
 		       (double)(c->ndone - 1);
 	last = sync_last_error(c->sync);
-	return json_pack(
+	lost = sync_root_lost_why(c->sync);
+	doc = json_pack(
 	    "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,"
 	    "s:o}",
 	    "state", control_state(c), "version", IMGSYNC_VERSION, "watch_root",
@@ -336,6 +340,10 @@ control_status(struct control *c)
 	    "failed", (json_int_t)failed, "bytes", (json_int_t)st.bytes, "rate",
 	    rate, "last_error",
 	    last[0] != '\0' ? ctl_json_name(last, strlen(last)) : json_null());
+	if (doc != NULL && lost != NULL)
+		json_object_set_new(doc, "root_lost",
+		                    ctl_json_name(lost, strlen(lost)));
+	return doc;
 }
 
 static void
@@ -440,6 +448,11 @@ control_metrics(struct control *c)
 	buf_printf(&b, "imgsync_rescans_total %" PRIu64 "\n", st.rescans);
 	metric_head(&b, "imgsync_paused", "gauge", "1 while paused.");
 	buf_printf(&b, "imgsync_paused %d\n", sync_paused(c->sync));
+	metric_head(&b, "imgsync_root_lost", "gauge",
+	            "1 while the folder at watch.root is not the mirrored one "
+	            "(nothing is uploaded or deleted).");
+	buf_printf(&b, "imgsync_root_lost %d\n",
+	           sync_root_lost_why(c->sync) != NULL);
 	metric_head(&b, "imgsync_uptime_seconds", "gauge",
 	            "Seconds since imgsyncd started.");
 	buf_printf(&b, "imgsync_uptime_seconds %" PRIu64 "\n",
@@ -777,6 +790,8 @@ control_upload(struct ctl_conn *k)
 	struct control *c = k->c;
 	struct err e;
 
+	if (sync_root_lost_why(c->sync) != NULL)
+		return conn_error(k, 503, sync_root_lost_why(c->sync));
 	switch (sync_path_kind(c->sync, k->req.path)) {
 	case SYNC_PATH_OUTSIDE:
 		return conn_error(k, 400, "FileName escapes the watch root");
@@ -800,6 +815,8 @@ control_upload(struct ctl_conn *k)
 static enum MHD_Result
 control_delete(struct ctl_conn *k)
 {
+	if (sync_root_lost_why(k->c->sync) != NULL)
+		return conn_error(k, 503, sync_root_lost_why(k->c->sync));
 	switch (sync_path_kind(k->c->sync, k->req.path)) {
 	case SYNC_PATH_OUTSIDE:
 		return conn_error(k, 400, "FileName escapes the watch root");

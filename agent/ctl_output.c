@@ -447,7 +447,8 @@ status_string(FILE *f, const json_t *st, const char *name, const char *key)
 
 	if (json_is_null(v))
 		s = dup_text("-");
-	else if (strcmp(key, "last_error") == 0)
+	else if (strcmp(key, "last_error") == 0 ||
+	         strcmp(key, "root_lost") == 0)
 		s = message_text(v);
 	else
 		s = value_text(v);
@@ -482,6 +483,8 @@ ctl_output_status(FILE *f, const json_t *st, struct err *e)
 		return -1;
 	}
 	if (status_string(f, st, "state", "state") == -1 ||
+	    (json_object_get(st, "root_lost") != NULL &&
+	     status_string(f, st, "why", "root_lost") == -1) ||
 	    status_string(f, st, "version", "version") == -1)
 		goto oom;
 	label(f, "uptime");

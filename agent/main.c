@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "rootguard.h"
 #include "loop.h"
 #include "s3.h"
 #include "state.h"
@@ -60,7 +61,6 @@ struct daemon {
 	struct state *state;
 	struct summary *summary;
 	struct sync *sync;
-	struct watcher *watcher;
 	struct control *control;
 	struct loop_timer *notify_timer;
 	uint64_t watchdog_ms;
@@ -78,7 +78,7 @@ usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: imgsyncd [-c FILE] [-f] [-t] [--once] [--check-remote] "
-	    "[-v] [-h]\n"
+	    "[--adopt-root] [-v] [-h]\n"
 	    "  -c, --config FILE  configuration (default %s)\n"
 	    "  -f, --foreground   run in the foreground (always; for "
 	    "systemd)\n"
@@ -87,6 +87,9 @@ usage(FILE *f)
 	    "      --check-remote probe the credentials and every permission "
 	    "the daemon\n"
 	    "                     needs, name what is missing, then exit\n"
+	    "      --adopt-root   make the folder at watch.root the mirrored "
+	    "one (writes\n"
+	    "                     its marker), then exit\n"
 	    "  -v, --version      print the version\n"
 	    "  -h, --help         this text\n"
 	    "Signals: SIGTERM/SIGINT stop after running uploads finish, "
@@ -234,17 +237,23 @@ on_notify(void *arg)
 	struct daemon *d = arg;
 	struct sync_stats st;
 	uint64_t now = loop_now_ms();
-	char line[200];
+	char line[700];
 
 	if (now - d->last_status_ms >= STATUS_MS) {
 		d->last_status_ms = now;
 		sync_get_stats(d->sync, &st);
-		snprintf(line, sizeof(line),
-		         "STATUS=%s: %" PRIu64 " queued, %" PRIu64
-		         " in flight, %" PRIu64 " synced, %" PRIu64 " failed",
-		         sync_paused(d->sync) ? "paused" : "running", st.queued,
-		         st.running, st.uploaded + st.renamed + st.deleted,
-		         st.failed);
+		if (sync_root_lost_why(d->sync) != NULL)
+			snprintf(line, sizeof(line), "STATUS=root lost: %s",
+			         sync_root_lost_why(d->sync));
+		else
+			snprintf(line, sizeof(line),
+			         "STATUS=%s: %" PRIu64 " queued, %" PRIu64
+			         " in flight, %" PRIu64 " synced, %" PRIu64
+			         " failed",
+			         sync_paused(d->sync) ? "paused" : "running",
+			         st.queued, st.running,
+			         st.uploaded + st.renamed + st.deleted,
+			         st.failed);
 		notify_send(line);
 	}
 	if (d->watchdog_ms > 0)
@@ -376,11 +385,6 @@ daemon_setup(struct daemon *d, struct err *e)
 	d->sync = sync_new(c, &deps, e);
 	if (d->sync == NULL)
 		return -1;
-	d->watcher =
-	    watcher_new(d->loop, c->watch.root, sync_on_event, d->sync, e);
-	if (d->watcher == NULL)
-		return -1;
-	sync_set_watcher(d->sync, d->watcher);
 	return d->once ? 0 : control_setup(d, e);
 }
 
@@ -395,7 +399,6 @@ daemon_teardown(struct daemon *d)
 	aws_client_free(d->s3c);
 	aws_client_free(d->ddbc);
 	summary_free(d->summary);
-	watcher_free(d->watcher);
 	sync_free(d->sync);
 	state_close(d->state);
 	s3_free(d->s3);
@@ -520,6 +523,8 @@ daemon_run(struct daemon *d, struct err *e)
 	         d->cfg->dynamodb.table, aws_client_endpoint(d->ddbc));
 	if (sync_start(d->sync, e) == -1)
 		return -1;
+	if (d->once && sync_root_lost_why(d->sync) != NULL)
+		return 0; /* nothing to do: main says why with its exit code */
 	if (d->summary != NULL)
 		summary_touch(d->summary);
 	if (!d->once) {
@@ -529,8 +534,6 @@ daemon_run(struct daemon *d, struct err *e)
 	}
 	for (;;) {
 		if (loop_run_once(d->loop, 200, e) == -1)
-			return -1;
-		if (sync_root_gone(d->sync))
 			return -1;
 		if (d->once && converged(d))
 			break;
@@ -566,6 +569,31 @@ check_remote(struct daemon *d, struct err *e)
 	return checkremote_exit_code(rc, e);
 }
 
+/* imgsyncd --adopt-root: the operator says the folder at watch.root is the
+ * mirror from now on (a new disk, or a root without a marker). */
+static int
+adopt_root(struct daemon *d)
+{
+	struct err e;
+	int rc = 0;
+
+	err_clear(&e);
+	if (state_dir(d->cfg->state.path, &e) == -1 ||
+	    state_lock(d, &e) == -1 ||
+	    (d->state = state_open(d->cfg->state.path, &e)) == NULL ||
+	    check_root(d, &e) == -1 ||
+	    rootguard_adopt(d->state, d->cfg->watch.root, &e) == -1) {
+		log_error("%s", e.message);
+		rc = e.kind == ERR_CONFIG ? EX_CONFIG : EX_CANTCREAT;
+	} else {
+		printf("imgsyncd: %s/%s written: %s is the mirrored folder\n",
+		       d->cfg->watch.root, ROOTGUARD_MARKER,
+		       d->cfg->watch.root);
+	}
+	daemon_teardown(d);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -575,6 +603,7 @@ main(int argc, char **argv)
 	    {"test", no_argument, NULL, 't'},
 	    {"once", no_argument, NULL, 'o'},
 	    {"check-remote", no_argument, NULL, 'r'},
+	    {"adopt-root", no_argument, NULL, 'a'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -582,7 +611,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	struct sync_stats st;
 	struct err e;
-	int ch, test = 0, rc;
+	int ch, test = 0, adopt = 0, rc;
 
 	memset(&d, 0, sizeof(d));
 	d.sigfd = -1;
@@ -603,6 +632,9 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			d.check_remote = 1;
+			break;
+		case 'a':
+			adopt = 1;
 			break;
 		case 'v':
 			printf("imgsyncd %s\n", IMGSYNC_VERSION);
@@ -635,6 +667,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.cfg->log.level, isatty(STDERR_FILENO));
+	if (adopt)
+		return adopt_root(&d);
 	if (d.check_remote) {
 		rc = check_remote(&d, &e);
 		daemon_teardown(&d);
@@ -650,6 +684,8 @@ main(int argc, char **argv)
 	}
 	sync_get_stats(d.sync, &st);
 	rc = d.once && st.failed > 0 ? 1 : 0;
+	if (d.once && sync_root_lost_why(d.sync) != NULL)
+		rc = EX_TEMPFAIL;
 	daemon_teardown(&d);
 	return rc;
 }

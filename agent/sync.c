@@ -15,6 +15,7 @@
 #include "beneath.h"
 #include "imagemeta.h"
 #include "log.h"
+#include "rootguard.h"
 #include "summary.h"
 #include "text.h"
 #include "trash.h"
@@ -24,7 +25,8 @@
 #define SYNC_HASH_TURN (4u << 20)      /* bytes hashed per loop turn */
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
 #define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
-#define SYNC_TRASH_STEP (4u << 20)     /* bytes copied to the trash a turn */
+#define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
+#define SYNC_TRASH_STEP (4u << 20) /* bytes copied to the trash a turn */
 
 enum job_state {
 	JOB_NEW,      /* in no queue yet */
@@ -146,12 +148,19 @@ struct sync {
 	int paused;
 	int pumping;    /* in sync_pump */
 	int pump_again; /* sync_pump was called again meanwhile */
-	int root_gone;
+	/* The folder at the root is not the mirrored one (rootguard): nothing
+	 * starts; checked again every SYNC_ROOT_CHECK_MS. */
+	int root_lost;
+	char root_why[600];
+	struct loop_timer *root_timer;
+	int started; /* the start-up's replay of intents is done */
 	struct sync_stats stats;
 	char last_error[1024];
 };
 
 static void sync_pump(struct sync *s);
+static void sync_root_lost(struct sync *s, const char *why);
+static int sync_root_check(struct sync *s);
 static void job_finish(struct job *j, int ok);
 static void job_converge(struct job *j);
 static void job_rename(struct job *j);
@@ -227,6 +236,8 @@ sync_wanted(const struct sync *s, const char *path)
 	size_t i, plen = strlen(s->prefix);
 	int in = 0;
 
+	if (rootguard_is_marker(path))
+		return 0;
 	if (s->summary_key != NULL &&
 	    strncmp(s->summary_key, s->prefix, plen) == 0 &&
 	    strcmp(s->summary_key + plen, path) == 0)
@@ -760,7 +771,8 @@ sync_pump(struct sync *s)
 	s->pumping = 1;
 	do {
 		s->pump_again = 0;
-		while (!s->stopping && s->running < s->concurrency) {
+		while (!s->stopping && !s->root_lost &&
+		       s->running < s->concurrency) {
 			j = s->ready.head;
 			while (s->paused && j != NULL && j->del == NULL)
 				j = j->qnext;
@@ -821,6 +833,11 @@ job_gone(struct job *j)
 	struct err e;
 	int found;
 
+	if (s->root_lost) { /* gone with the folder: not a deletion */
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
 	err_clear(&e);
 	found =
 	    state_file_get(s->state, j->path, j->path_len, &j->run->old, &e);
@@ -1659,8 +1676,10 @@ sync_on_event(const struct watcher_event *ev, void *arg)
 	struct sync *s = arg;
 	struct job *j;
 	struct err e;
-	char p[256];
+	char p[256], why[512];
 
+	if (s->root_lost)
+		return; /* the rescan when it is back sees everything */
 	switch (ev->kind) {
 	case WATCHER_FILE:
 		if (sync_wanted(s, ev->path))
@@ -1698,10 +1717,13 @@ sync_on_event(const struct watcher_event *ev, void *arg)
 		sync_rescan(s, NULL);
 		break;
 	case WATCHER_ROOT_GONE:
-		log_error("the watch root %s was removed or moved; stopping",
-		          log_path(s->root, p, sizeof(p)));
-		s->root_gone = 1;
-		loop_stop(s->loop);
+		snprintf(why, sizeof(why),
+		         "%s (%s): nothing is uploaded or deleted until the "
+		         "mirrored folder is back",
+		         ev->reason != NULL ? ev->reason
+		                            : "the watch root is gone",
+		         log_path(s->root, p, sizeof(p)));
+		sync_root_lost(s, why);
 		break;
 	}
 }
@@ -1729,6 +1751,8 @@ sync_do_rescan(struct sync *s)
 	const char *degraded;
 	struct err e;
 
+	if (sync_root_check(s) != 0)
+		return;
 	err_clear(&e);
 	s->stats.rescans++;
 	if (s->watcher != NULL && watcher_scan(s->watcher, &e) == -1)
@@ -1898,15 +1922,144 @@ sync_finish_trash(struct sync *s, struct err *e)
 	return rc == -1 ? -1 : 0;
 }
 
-int
-sync_start(struct sync *s, struct err *e)
+/* The start-up's work, once the root is the mirrored folder. */
+static int
+sync_begin(struct sync *s, struct err *e)
 {
 	if (sync_finish_trash(s, e) == -1 ||
 	    state_intents_each(s->state, sync_replay, s, e) == -1)
 		return -1;
+	s->started = 1;
+	return 0;
+}
+
+int
+sync_start(struct sync *s, struct err *e)
+{
 	s->rescan_pending = 1;
+	if (sync_root_check(s) == -1)
+		return -1;
+	if (s->root_lost)
+		return 0;
+	if (!s->started && sync_begin(s, e) == -1)
+		return -1;
 	sync_do_rescan(s);
 	return 0;
+}
+
+/* --- the watch root: the mirrored folder, or not --------------------- */
+
+/* The root is not the mirrored folder: nothing starts until it is back.
+ * Said once; the watcher goes (from a timer: this may be its callback). */
+static void
+sync_root_lost(struct sync *s, const char *why)
+{
+	if (!s->root_lost)
+		log_error("%s", why);
+	s->root_lost = 1;
+	snprintf(s->root_why, sizeof(s->root_why), "%s", why);
+	loop_timer_set(s->root_timer, 0);
+}
+
+/* Watches the folder rootfd (taken) is, from now on. */
+static int
+sync_root_use(struct sync *s, int rootfd, struct err *e)
+{
+	struct stat a, b;
+
+	if (s->rootfd != -1 && s->watcher != NULL &&
+	    fstat(s->rootfd, &a) == 0 && fstat(rootfd, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		close(rootfd);
+		return 0;
+	}
+	if (s->rootfd != -1)
+		close(s->rootfd);
+	s->rootfd = rootfd;
+	watcher_free(s->watcher);
+	s->watcher = watcher_new(s->loop, s->root, sync_on_event, s, e);
+	return s->watcher == NULL ? -1 : 0;
+}
+
+/*
+ * Whether the folder at the root is the mirrored one (rootguard). 0 yes
+ * (watched, and the start-up's work done), 1 no (the lost state), -1 the
+ * state database failed.
+ */
+static int
+sync_root_check(struct sync *s)
+{
+	enum rootguard_verdict v;
+	char why[sizeof(s->root_why)];
+	struct err e;
+	int fd, was_lost = s->root_lost;
+
+	err_clear(&e);
+	v = rootguard_check(s->state, s->root, &fd, why, sizeof(why), &e);
+	if (v == ROOTGUARD_ERROR) {
+		log_error("state: %s", e.message);
+		return -1;
+	}
+	if (v == ROOTGUARD_LOST) {
+		sync_root_lost(s, why);
+		return 1;
+	}
+	if (v == ROOTGUARD_ADOPTED)
+		log_info("%s", why);
+	if (sync_root_use(s, fd, &e) == -1) {
+		sync_root_lost(s, e.message);
+		return 1;
+	}
+	s->root_lost = 0;
+	s->root_why[0] = '\0';
+	loop_timer_set(s->root_timer, SYNC_ROOT_CHECK_MS);
+	if (was_lost) {
+		log_info("the watch root %s is the mirrored folder again: "
+		         "rescanning",
+		         s->root);
+		s->rescan_pending = 1;
+		loop_timer_set(s->rescan_timer, 0);
+	}
+	if (!s->started && sync_begin(s, &e) == -1) {
+		log_error("%s", e.message);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the path of the root leads elsewhere than the folder watched:
+ * an unmount (a lazy one leaves the old tree readable through our fds, and
+ * inotify says nothing), a folder moved away and replaced, a remount. */
+static int
+sync_root_moved(const struct sync *s)
+{
+	struct stat a, b;
+
+	return stat(s->root, &a) == -1 || fstat(s->rootfd, &b) == -1 ||
+	       a.st_dev != b.st_dev || a.st_ino != b.st_ino;
+}
+
+static void
+sync_on_root_timer(void *arg)
+{
+	struct sync *s = arg;
+
+	if (!s->root_lost) {
+		if (!sync_root_moved(s) || sync_root_check(s) == 0)
+			loop_timer_set(s->root_timer, SYNC_ROOT_CHECK_MS);
+		return;
+	}
+	/* Gone with the folder; a new one is made when it is back. */
+	watcher_free(s->watcher);
+	s->watcher = NULL;
+	if (sync_root_check(s) != -1)
+		loop_timer_set(s->root_timer, SYNC_ROOT_CHECK_MS);
+}
+
+const char *
+sync_root_lost_why(const struct sync *s)
+{
+	return s->root_lost ? s->root_why : NULL;
 }
 
 /* --- life cycle -------------------------------------------------------- */
@@ -1985,16 +2138,12 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 		err_sys(e, "sync: out of memory");
 		goto fail;
 	}
-	s->rootfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->rootfd == -1) {
-		err_sys(e, "watch root %s", s->root);
-		goto fail;
-	}
 	s->settle_timer = loop_timer_new(s->loop, sync_on_settle, s, e);
 	s->work_timer = loop_timer_new(s->loop, sync_on_work, s, e);
 	s->rescan_timer = loop_timer_new(s->loop, sync_on_rescan, s, e);
+	s->root_timer = loop_timer_new(s->loop, sync_on_root_timer, s, e);
 	if (s->settle_timer == NULL || s->work_timer == NULL ||
-	    s->rescan_timer == NULL)
+	    s->rescan_timer == NULL || s->root_timer == NULL)
 		goto fail;
 	return s;
 fail:
@@ -2018,6 +2167,8 @@ sync_free(struct sync *s)
 	loop_timer_free(s->settle_timer);
 	loop_timer_free(s->work_timer);
 	loop_timer_free(s->rescan_timer);
+	loop_timer_free(s->root_timer);
+	watcher_free(s->watcher);
 	if (s->rootfd != -1)
 		close(s->rootfd);
 	free_list(s->include, s->ninclude);
@@ -2029,12 +2180,6 @@ sync_free(struct sync *s)
 	free(s->source);
 	free(s->summary_key);
 	free(s);
-}
-
-void
-sync_set_watcher(struct sync *s, struct watcher *w)
-{
-	s->watcher = w;
 }
 
 void
@@ -2072,12 +2217,6 @@ sync_idle(const struct sync *s)
 {
 	return s->settling.n == 0 && s->ready.n == 0 && s->running == 0 &&
 	       !s->rescan_pending;
-}
-
-int
-sync_root_gone(const struct sync *s)
-{
-	return s->root_gone;
 }
 
 void

@@ -75,13 +75,18 @@ struct sync *sync_new(const struct config *cfg, const struct sync_deps *deps,
  * end every running operation), then the engine. */
 void sync_free(struct sync *s);
 
-/* The watcher's callback (arg is the engine). */
+/* The watcher's callback (arg is the engine, which makes its watcher). */
 void sync_on_event(const struct watcher_event *ev, void *arg);
-void sync_set_watcher(struct sync *s, struct watcher *w);
 
-/* Finishes the intents a crash left, then walks the root: new or changed
- * files are uploaded, vanished ones deleted, unchanged ones cost nothing. */
+/* Checks that the folder at the root is the mirrored one (rootguard.h),
+ * finishes the intents a crash left, then walks the root: new or changed
+ * files are uploaded, vanished ones deleted, unchanged ones cost nothing.
+ * A folder that is not the mirrored one is the lost state, not an error:
+ * nothing starts, and the engine checks again every 2 s and carries on by
+ * itself when it is back. -1 only when the state database fails. */
 int sync_start(struct sync *s, struct err *e);
+/* Why the root is not the mirrored folder, or NULL when it is. */
+const char *sync_root_lost_why(const struct sync *s);
 /* Walks everything again (also retries files that failed). */
 void sync_rescan(struct sync *s, const char *why);
 /* Applies what can change without a restart: include/exclude, settle delay,
@@ -125,8 +130,5 @@ long sync_retry_failed(struct sync *s, struct err *e);
  */
 int sync_delete(struct sync *s, const char *path, const char *trash,
                 sync_done_cb cb, void *arg, struct err *e);
-
-/* The watch root disappeared: the loop was stopped and the daemon exits. */
-int sync_root_gone(const struct sync *s);
 
 #endif

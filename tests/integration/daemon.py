@@ -169,6 +169,8 @@ log: {{ level = "{v['level']}"; }};
                 if p.is_symlink() or not p.is_file():
                     continue
                 rel = p.relative_to(self.root).as_posix()
+                if rel == ".imgsync-root":  # the root's marker: never mirrored
+                    continue
                 out[rel] = p.read_bytes()
         return out
 
