@@ -772,7 +772,9 @@ creds_container_failed(struct creds_provider *p, const struct err *cause,
 static void
 creds_imds_nothing(struct creds_provider *p, const char *why)
 {
-	char v1[64] = "";
+	/* 53 characters at most (a 20-character %ld): small enough that url,
+	 * why and v1 at their precisions always fit in note (384). */
+	char v1[56] = "";
 
 	if (p->v1_because != 0 && p->stage != STAGE_IMDS_TOKEN)
 		snprintf(v1, sizeof(v1), " (IMDSv1: the token request got %ld)",
@@ -869,7 +871,13 @@ creds_imds_role(struct creds_provider *p, struct http_response *resp)
 		creds_imds_status(p, "role", resp->status);
 		return;
 	}
-	role = resp->body.data != NULL ? resp->body.data : "";
+	/* An empty answer has no buffer: no role (and nothing to trim in
+	 * place: a string literal is read-only). */
+	if (resp->body.data == NULL) {
+		creds_imds_nothing(p, "no IAM role attached to the instance");
+		return;
+	}
+	role = resp->body.data;
 	nl = strchr(role, '\n');
 	if (nl != NULL)
 		*nl = '\0';
