@@ -751,7 +751,7 @@ cr_start_s3(struct cr *c, struct err *e)
 	case CR_S3_DEL_COPY:
 		if (!c->copy_ok)
 			return 0;
-		rc = s3_delete_object(c->s3, c->copy_key.data, cr_on_s3, c, e);
+		rc = s3_delete_object(c->s3, c->copy_key.data, NULL, cr_on_s3, c, e);
 		break;
 	case CR_S3_DEL:
 		/* Deleting a missing key is permitted or not all the same. */
@@ -759,7 +759,7 @@ cr_start_s3(struct cr *c, struct err *e)
 			cr_skip(c, "s3:DeleteObject", obj, c->s3_stop);
 			return 0;
 		}
-		rc = s3_delete_object(c->s3, c->key.data, cr_on_s3, c, e);
+		rc = s3_delete_object(c->s3, c->key.data, NULL, cr_on_s3, c, e);
 		break;
 	case CR_S3_ABORT:
 		if (c->s3_stop[0] != '\0') {

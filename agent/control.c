@@ -343,6 +343,10 @@ control_status(struct control *c)
 	if (doc != NULL && lost != NULL)
 		json_object_set_new(doc, "root_lost",
 		                    ctl_json_name(lost, strlen(lost)));
+	if (doc != NULL)
+		json_object_set_new(
+		    doc, "held_deletions",
+		    json_integer((json_int_t)sync_held_count(c->sync)));
 	return doc;
 }
 
@@ -448,6 +452,10 @@ control_metrics(struct control *c)
 	buf_printf(&b, "imgsync_rescans_total %" PRIu64 "\n", st.rescans);
 	metric_head(&b, "imgsync_paused", "gauge", "1 while paused.");
 	buf_printf(&b, "imgsync_paused %d\n", sync_paused(c->sync));
+	metric_head(&b, "imgsync_deletions_held", "gauge",
+	            "Local deletions held by sync.max_delete until confirmed.");
+	buf_printf(&b, "imgsync_deletions_held %" PRIu64 "\n",
+	           sync_held_count(c->sync));
 	metric_head(&b, "imgsync_root_lost", "gauge",
 	            "1 while the folder at watch.root is not the mirrored one "
 	            "(nothing is uploaded or deleted).");
@@ -508,6 +516,29 @@ control_failed_row(const struct state_file *f, void *arg)
 	    json_pack("{s:o,s:s,s:s,s:i}", "FileName", name_of(w->c, f),
 	              "error", f->error != NULL ? f->error : "", "failed_at",
 	              f->failed_at, "attempts", (int)f->attempts));
+	return 0;
+}
+
+/* One held deletion (meta name "held:PATH"), as its FileName. */
+static int
+control_held_row(const char *name, const void *value, size_t len, void *arg)
+{
+	struct walk *w = arg;
+	const char *path = strchr(name, ':') + 1;
+	struct buf key;
+
+	(void)value;
+	(void)len;
+	if (json_array_size(w->list) == CTL_MAX_FAILED) {
+		w->more = 1;
+		return 1;
+	}
+	buf_init(&key, 0);
+	buf_printf(&key, "%s%s", w->c->prefix, path);
+	if (buf_cstr(&key) != NULL)
+		json_array_append_new(w->list,
+		                      ctl_json_name(key.data, key.len));
+	buf_cleanup(&key);
 	return 0;
 }
 
@@ -865,6 +896,28 @@ control_simple(struct ctl_conn *k)
 		if (n == -1)
 			return conn_error(k, 500, e.message);
 		snprintf(msg, sizeof(msg), "Retrying %ld failed file%s", n,
+		         n == 1 ? "" : "s");
+		return conn_json(k, 202,
+		                 json_pack("{s:s,s:I}", "message", msg, "count",
+		                           (json_int_t)n));
+	case CTL_DELETIONS:
+		memset(&w, 0, sizeof(w));
+		w.c = c;
+		w.list = json_array();
+		if (sync_held_each(c->sync, control_held_row, &w, &e) == -1) {
+			json_decref(w.list);
+			return conn_error(k, 500, e.message);
+		}
+		doc = json_pack("{s:o,s:I}", "held", w.list, "count",
+		                (json_int_t)sync_held_count(c->sync));
+		if (doc != NULL && w.more)
+			json_object_set_new(doc, "truncated", json_true());
+		return conn_json(k, 200, doc);
+	case CTL_DELETIONS_CONFIRM:
+		n = sync_held_confirm(c->sync, &e);
+		if (n == -1)
+			return conn_error(k, 500, e.message);
+		snprintf(msg, sizeof(msg), "Sending %ld held deletion%s", n,
 		         n == 1 ? "" : "s");
 		return conn_json(k, 202,
 		                 json_pack("{s:s,s:I}", "message", msg, "count",

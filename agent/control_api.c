@@ -14,12 +14,19 @@ static const struct {
 	enum ctl_route route;
 	int mutates;
 } routes[] = {
-    {"/getall", "GET", CTL_GETALL, 0},    {"/getitem", "POST", CTL_GETITEM, 0},
-    {"/delete", "DELETE", CTL_DELETE, 1}, {"/upload", "POST", CTL_UPLOAD, 1},
-    {"/status", "GET", CTL_STATUS, 0},    {"/metrics", "GET", CTL_METRICS, 0},
-    {"/rescan", "POST", CTL_RESCAN, 1},   {"/pause", "POST", CTL_PAUSE, 1},
-    {"/resume", "POST", CTL_RESUME, 1},   {"/failed", "GET", CTL_FAILED, 0},
+    {"/getall", "GET", CTL_GETALL, 0},
+    {"/getitem", "POST", CTL_GETITEM, 0},
+    {"/delete", "DELETE", CTL_DELETE, 1},
+    {"/upload", "POST", CTL_UPLOAD, 1},
+    {"/status", "GET", CTL_STATUS, 0},
+    {"/metrics", "GET", CTL_METRICS, 0},
+    {"/rescan", "POST", CTL_RESCAN, 1},
+    {"/pause", "POST", CTL_PAUSE, 1},
+    {"/resume", "POST", CTL_RESUME, 1},
+    {"/failed", "GET", CTL_FAILED, 0},
     {"/retry", "POST", CTL_RETRY, 1},
+    {"/deletions", "GET", CTL_DELETIONS, 0},
+    {"/deletions/confirm", "POST", CTL_DELETIONS_CONFIRM, 1},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -28,6 +28,8 @@ enum ctl_route {
 	CTL_RESUME,
 	CTL_FAILED,
 	CTL_RETRY,
+	CTL_DELETIONS,         /* the held deletions */
+	CTL_DELETIONS_CONFIRM, /* ... sent */
 };
 
 /* Query arguments as the HTTP server decoded them (borrowed; NULL when

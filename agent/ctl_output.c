@@ -527,6 +527,10 @@ ctl_output_status(FILE *f, const json_t *st, struct err *e)
 	} else {
 		fputs("-\n", f);
 	}
+	if (number(st, "held_deletions", &v) && v > 0) {
+		label(f, "deletions held");
+		fprintf(f, "%.0f (imgsyncctl deletions)\n", v);
+	}
 	if (status_string(f, st, "last error", "last_error") == -1)
 		goto oom;
 	return write_check(f, e);
@@ -570,6 +574,43 @@ ctl_output_failed(FILE *f, const json_t *answer, struct err *e)
 fail:
 	table_cleanup(&t);
 	return -1;
+}
+
+int
+ctl_output_deletions(FILE *f, const json_t *answer, struct err *e)
+{
+	const json_t *list = json_object_get(answer, "held"), *it;
+	double n = 0;
+	size_t i;
+	char *name;
+
+	if (!json_is_array(list)) {
+		err_set(e, ERR_PARSE, "no \"held\" array in the answer");
+		return -1;
+	}
+	number(answer, "count", &n);
+	if (n == 0) {
+		fputs("no deletions held\n", f);
+		return write_check(f, e);
+	}
+	json_array_foreach(list, i, it)
+	{
+		name = value_text(it);
+		if (name == NULL) {
+			err_set(e, ERR_SYS, "out of memory");
+			return -1;
+		}
+		fprintf(f, "%s\n", name);
+		free(name);
+	}
+	fprintf(f,
+	        "%.0f deletion%s held%s (imgsyncctl deletions --confirm sends "
+	        "them; a file that comes back is dropped from the list)\n",
+	        n, n == 1 ? "" : "s",
+	        json_is_true(json_object_get(answer, "truncated"))
+	            ? ", the first 1,000 shown"
+	            : "");
+	return write_check(f, e);
 }
 
 static int

@@ -55,6 +55,7 @@ struct ctl {
 	int json;
 	int watch;
 	int local;
+	int confirm; /* deletions --confirm */
 	long page_size;
 	CURL *curl;
 	struct buf body; /* the last answer's body */
@@ -99,6 +100,10 @@ usage(FILE *f)
 	    "  pause, resume      stop and restart syncing\n"
 	    "  failed             files that failed, with the error\n"
 	    "  retry              try the failed files again\n"
+	    "  deletions [--confirm]\n"
+	    "                     local deletions held by sync.max_delete; "
+	    "--confirm\n"
+	    "                     sends them\n"
 	    "  metrics            Prometheus metrics\n"
 	    "options:\n"
 	    "  -s, --socket PATH  control socket (default: $IMGSYNC_SOCKET, "
@@ -573,6 +578,19 @@ out:
 	return rc;
 }
 
+/* deletions: the held ones; with --confirm, they are sent. */
+static int
+run_deletions(struct ctl *c, const struct command *cmd, char **args)
+{
+	int rc;
+
+	(void)args;
+	if (!c->confirm)
+		return run_simple(c, cmd, args);
+	rc = call(c, "POST", "/deletions/confirm", NULL);
+	return rc != EXIT_OK ? rc : render(c, ctl_output_message);
+}
+
 static const struct command commands[] = {
     {"status", 0, 0, "GET", "/status", run_status, NULL},
     {"list", 0, 1, "GET", "/getall", run_list, NULL},
@@ -584,6 +602,8 @@ static const struct command commands[] = {
     {"resume", 0, 0, "POST", "/resume", run_simple, ctl_output_message},
     {"failed", 0, 0, "GET", "/failed", run_simple, ctl_output_failed},
     {"retry", 0, 0, "POST", "/retry", run_simple, ctl_output_message},
+    {"deletions", 0, 0, "GET", "/deletions", run_deletions,
+     ctl_output_deletions},
     {"metrics", 0, 0, "GET", "/metrics", run_simple, NULL},
 };
 
@@ -626,6 +646,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	    {"watch", no_argument, NULL, 'w'},
 	    {"page-size", required_argument, NULL, 'n'},
 	    {"local", no_argument, NULL, 'l'},
+	    {"confirm", no_argument, NULL, 'y'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -660,6 +681,9 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		case 'l':
 			c->local = 1;
 			break;
+		case 'y':
+			c->confirm = 1;
+			break;
 		case 'v':
 			printf("imgsyncctl %s\n", IMGSYNC_VERSION);
 			return -1;
@@ -679,7 +703,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	if (optind >= argc)
 		return usage_error("which command? (status, list, get, delete, "
 		                   "upload, rescan, pause, resume, failed, "
-		                   "retry, metrics)");
+		                   "retry, deletions, metrics)");
 	*cmd = command_find(argv[optind]);
 	if (*cmd == NULL)
 		return usage_error("unknown command '%s'", argv[optind]);
@@ -693,6 +717,8 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		return usage_error("-w goes with status");
 	if ((page_set || c->local) && strcmp((*cmd)->name, "list") != 0)
 		return usage_error("-n and --local go with list");
+	if (c->confirm && strcmp((*cmd)->name, "deletions") != 0)
+		return usage_error("--confirm goes with deletions");
 	if (c->socket[0] == '\0' || strlen(c->socket) >= sizeof(sun.sun_path))
 		return usage_error("the socket path must have 1 to %zu bytes",
 		                   sizeof(sun.sun_path) - 1);

@@ -237,11 +237,17 @@ on_notify(void *arg)
 	struct daemon *d = arg;
 	struct sync_stats st;
 	uint64_t now = loop_now_ms();
-	char line[700];
+	char line[700], held[80];
 
 	if (now - d->last_status_ms >= STATUS_MS) {
 		d->last_status_ms = now;
 		sync_get_stats(d->sync, &st);
+		held[0] = '\0';
+		if (sync_held_count(d->sync) > 0)
+			snprintf(held, sizeof(held),
+			         "; %" PRIu64 " deletions held (imgsyncctl "
+			         "deletions)",
+			         sync_held_count(d->sync));
 		if (sync_root_lost_why(d->sync) != NULL)
 			snprintf(line, sizeof(line), "STATUS=root lost: %s",
 			         sync_root_lost_why(d->sync));
@@ -249,11 +255,11 @@ on_notify(void *arg)
 			snprintf(line, sizeof(line),
 			         "STATUS=%s: %" PRIu64 " queued, %" PRIu64
 			         " in flight, %" PRIu64 " synced, %" PRIu64
-			         " failed",
+			         " failed%s",
 			         sync_paused(d->sync) ? "paused" : "running",
 			         st.queued, st.running,
 			         st.uploaded + st.renamed + st.deleted,
-			         st.failed);
+			         st.failed, held);
 		notify_send(line);
 	}
 	if (d->watchdog_ms > 0)

@@ -25,6 +25,9 @@
 #define SYNC_HASH_TURN (4u << 20)      /* bytes hashed per loop turn */
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
 #define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
+#define SYNC_DELETE_WINDOW_MS 1000 /* local deletions gathered as one batch */
+#define SYNC_DELETE_MIN_FILES 10   /* max_delete_percent: mirrors this big */
+#define SYNC_HELD "held:"          /* state meta: a held deletion's path */
 #define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
 #define SYNC_TRASH_STEP (4u << 20) /* bytes copied to the trash a turn */
 
@@ -101,6 +104,7 @@ struct job {
 	uint64_t due;
 	int again;        /* marked dirty while running */
 	int force_delete; /* remote copies may exist that state does not know */
+	int delete_ok;    /* the mass-deletion guard let its deletion go */
 	char *rename_from;
 	struct job *holder; /* JOB_HELD: the rename holding it */
 	int64_t *replay;    /* intents from before a crash this job finishes */
@@ -154,12 +158,27 @@ struct sync {
 	char root_why[600];
 	struct loop_timer *root_timer;
 	int started; /* the start-up's replay of intents is done */
+	/* The mass-deletion guard (sync.max_delete): local deletions wait
+	 * SYNC_DELETE_WINDOW_MS as one batch; a batch over the limits is held
+	 * (persisted) until the operator confirms, and so is every deletion
+	 * while some are held. */
+	int keep; /* sync.delete = "keep": local deletions stay remote */
+	unsigned max_delete;
+	unsigned max_delete_pct;
+	char **batch;
+	size_t nbatch;
+	struct loop_timer *delete_timer;
+	uint64_t nheld;
 	struct sync_stats stats;
 	char last_error[1024];
 };
 
 static void sync_pump(struct sync *s);
 static void sync_root_lost(struct sync *s, const char *why);
+static void sync_delete_wait(struct sync *s, const char *path);
+static void sync_held_drop(struct sync *s, const char *path);
+static int sync_count_row(const char *name, const void *value, size_t len,
+                          void *arg);
 static int sync_root_check(struct sync *s);
 static void job_finish(struct job *j, int ok);
 static void job_converge(struct job *j);
@@ -819,8 +838,13 @@ st_mtime_ns(const struct stat *st)
 static int
 same_file(const struct stat *st, const struct state_file *f)
 {
+	/* ctime too: content changed with its size and mtime put back
+	 * (cp -p, rsync -t, touch -r) changes it, and it cannot be set back.
+	 * 0: a row from before it was kept. */
 	return (uint64_t)st->st_size == f->size &&
 	       st_mtime_ns(st) == f->mtime_ns &&
+	       (f->ctime_ns == 0 ||
+	        text_timespec_ns(&st->st_ctim) == f->ctime_ns) &&
 	       (uint64_t)st->st_ino == f->inode;
 }
 
@@ -850,6 +874,14 @@ job_gone(struct job *j)
 		job_finish(j, 1);
 		return;
 	}
+	/* A local deletion (not one the control socket or an intent asks
+	 * for) passes the guard first. */
+	if (!j->force_delete && j->run->api == NULL && !j->delete_ok) {
+		sync_delete_wait(s, j->path);
+		job_finish(j, 1);
+		return;
+	}
+	j->delete_ok = 0;
 	job_delete_remote(j);
 }
 
@@ -895,6 +927,8 @@ job_converge(struct job *j)
 		job_gone(j);
 		return;
 	}
+	if (s->nheld > 0) /* back: its held deletion goes */
+		sync_held_drop(s, j->path);
 	err_clear(&e);
 	found = state_file_get(s->state, j->path, j->path_len, &r->old, &e);
 	if (found == -1) {
@@ -1299,6 +1333,14 @@ job_on_delete_object(const struct s3_result *res, const struct err *e,
 	char p[256];
 
 	(void)res;
+	if (e != NULL && e->http_status == 412) {
+		log_warnx("%s: not deleted from the bucket: another writer "
+		          "replaced the object since imgsync uploaded it (its "
+		          "ETag is no longer %s); it is left alone",
+		          log_path(j->run->key, p, sizeof(p)),
+		          j->run->old.etag);
+		e = NULL;
+	}
 	if (e != NULL) {
 		job_net_error(j, "DeleteObject", e);
 		return;
@@ -1317,7 +1359,8 @@ job_on_delete_object(const struct s3_result *res, const struct err *e,
  * delete and for the old half of a rename alike. */
 static void
 job_item_deleted(struct job *j, const struct err *e, const char *what,
-                 enum run_phase phase, const char *key, s3_done_cb next)
+                 enum run_phase phase, const char *key, const char *etag,
+                 s3_done_cb next)
 {
 	struct err se;
 
@@ -1327,7 +1370,7 @@ job_item_deleted(struct job *j, const struct err *e, const char *what,
 	}
 	err_clear(&se);
 	j->run->phase = phase;
-	if (s3_delete_object(j->sync->s3, key, next, j, &se) == -1)
+	if (s3_delete_object(j->sync->s3, key, etag, next, j, &se) == -1)
 		job_fail(j, "DeleteObject: %s", se.message);
 }
 
@@ -1337,7 +1380,9 @@ job_on_delete_item(json_t *resp, const struct err *e, void *arg)
 	struct job *j = arg;
 
 	(void)resp;
+	/* Only what imgsync uploaded: another writer's newer object stays. */
 	job_item_deleted(j, e, "DeleteItem", RUN_DELETING_OBJECT, j->run->key,
+	                 j->run->have_old ? j->run->old.etag : NULL,
 	                 job_on_delete_object);
 }
 
@@ -1445,7 +1490,7 @@ job_on_delete_old_item(json_t *resp, const struct err *e, void *arg)
 
 	(void)resp;
 	job_item_deleted(j, e, "DeleteItem (rename)", RUN_DELETING_OLD_OBJECT,
-	                 j->run->old_key, job_on_delete_old_object);
+	                 j->run->old_key, NULL, job_on_delete_old_object);
 }
 
 static void
@@ -1929,6 +1974,15 @@ sync_begin(struct sync *s, struct err *e)
 	if (sync_finish_trash(s, e) == -1 ||
 	    state_intents_each(s->state, sync_replay, s, e) == -1)
 		return -1;
+	s->nheld = 0;
+	if (state_meta_each(s->state, SYNC_HELD, sync_count_row, &s->nheld,
+	                    e) == -1)
+		return -1;
+	if (s->nheld > 0)
+		log_warnx(
+		    "%" PRIu64 " deletions held: imgsyncctl deletions "
+		    "lists them, imgsyncctl deletions --confirm sends them",
+		    s->nheld);
 	s->started = 1;
 	return 0;
 }
@@ -1944,6 +1998,231 @@ sync_start(struct sync *s, struct err *e)
 	if (!s->started && sync_begin(s, e) == -1)
 		return -1;
 	sync_do_rescan(s);
+	return 0;
+}
+
+/* --- the mass-deletion guard ------------------------------------------ */
+
+static int
+sync_held_key(const char *path, struct buf *key)
+{
+	buf_init(key, 0);
+	buf_printf(key, "%s%s", SYNC_HELD, path);
+	return buf_cstr(key) != NULL ? 0 : -1;
+}
+
+static int
+sync_is_held(struct sync *s, const char *path)
+{
+	struct buf key;
+	struct err e;
+	char *v = NULL;
+	int rc;
+
+	if (s->nheld == 0 || sync_held_key(path, &key) == -1)
+		return 0;
+	err_clear(&e);
+	rc = state_meta_get(s->state, key.data, &v, NULL, &e);
+	free(v);
+	buf_cleanup(&key);
+	return rc == 1;
+}
+
+static void
+sync_hold(struct sync *s, const char *path)
+{
+	struct buf key;
+	struct err e;
+
+	if (sync_is_held(s, path) || sync_held_key(path, &key) == -1)
+		return;
+	err_clear(&e);
+	if (state_meta_put(s->state, key.data, "", 0, &e) == -1)
+		log_warnx("state: %s", e.message);
+	else
+		s->nheld++;
+	buf_cleanup(&key);
+}
+
+/* The file is back (or the deletion was sent): no longer held. */
+static void
+sync_held_drop(struct sync *s, const char *path)
+{
+	struct buf key;
+	struct err e;
+
+	if (!sync_is_held(s, path) || sync_held_key(path, &key) == -1)
+		return;
+	err_clear(&e);
+	if (state_meta_delete(s->state, key.data, &e) == -1)
+		log_warnx("state: %s", e.message);
+	else
+		s->nheld--;
+	buf_cleanup(&key);
+}
+
+/* A file the mirror has is gone locally: with sync.delete = "keep" the
+ * remote copies stay (the state forgets it); else it waits for its batch,
+ * or joins the held deletions. */
+static void
+sync_delete_wait(struct sync *s, const char *path)
+{
+	char **more, *copy;
+	struct err e;
+
+	if (s->keep) {
+		err_clear(&e);
+		if (state_file_delete(s->state, path, strlen(path), &e) == -1)
+			log_warnx("state: %s", e.message);
+		return;
+	}
+	if (sync_is_held(s, path))
+		return;
+	if (s->nheld > 0) {
+		sync_hold(s, path);
+		return;
+	}
+	copy = strdup(path);
+	more = realloc(s->batch, (s->nbatch + 1) * sizeof(*more));
+	if (copy == NULL || more == NULL) {
+		free(copy);
+		if (more != NULL)
+			s->batch = more;
+		return; /* the next rescan finds it again */
+	}
+	s->batch = more;
+	s->batch[s->nbatch++] = copy;
+	loop_timer_set(s->delete_timer, SYNC_DELETE_WINDOW_MS);
+}
+
+/* Whether n deletions at once are more than the operator allowed. */
+static int
+sync_too_many(const struct sync *s, uint64_t n)
+{
+	uint64_t files = 0;
+	struct err e;
+
+	if (s->max_delete > 0 && n > s->max_delete)
+		return 1;
+	err_clear(&e);
+	if (s->max_delete_pct == 0 ||
+	    state_count(s->state, &files, NULL, NULL, &e) == -1 ||
+	    files < SYNC_DELETE_MIN_FILES)
+		return 0;
+	return n * 100 > (uint64_t)s->max_delete_pct * files;
+}
+
+/* The batch is complete: sent, or held. */
+static void
+sync_on_delete_timer(void *arg)
+{
+	struct sync *s = arg;
+	struct job *j;
+	size_t i;
+	int hold = s->nheld > 0 || sync_too_many(s, s->nbatch);
+
+	for (i = 0; i < s->nbatch; i++) {
+		if (hold) {
+			sync_hold(s, s->batch[i]);
+		} else if ((j = sync_mark(s, s->batch[i], 0)) != NULL) {
+			j->delete_ok = 1;
+		}
+		free(s->batch[i]);
+	}
+	if (hold && s->nbatch > 0)
+		log_warnx("%" PRIu64 " deletions held (more than "
+		          "sync.max_delete = %u files or %u%% of the mirror at "
+		          "once): nothing is deleted remotely until the "
+		          "operator confirms (imgsyncctl deletions lists them, "
+		          "imgsyncctl deletions --confirm sends them)",
+		          s->nheld, s->max_delete, s->max_delete_pct);
+	free(s->batch);
+	s->batch = NULL;
+	s->nbatch = 0;
+	sync_pump(s);
+}
+
+uint64_t
+sync_held_count(const struct sync *s)
+{
+	return s->nheld;
+}
+
+int
+sync_held_each(struct sync *s, state_meta_cb cb, void *arg, struct err *e)
+{
+	return state_meta_each(s->state, SYNC_HELD, cb, arg, e);
+}
+
+struct held_list {
+	char **paths;
+	size_t n;
+	int nomem;
+};
+
+static int
+held_row(const char *name, const void *value, size_t len, void *arg)
+{
+	struct held_list *h = arg;
+	char **more;
+
+	(void)value;
+	(void)len;
+	more = realloc(h->paths, (h->n + 1) * sizeof(*more));
+	if (more == NULL ||
+	    (more[h->n] = strdup(name + strlen(SYNC_HELD))) == NULL) {
+		if (more != NULL)
+			h->paths = more;
+		h->nomem = 1;
+		return 1;
+	}
+	h->paths = more;
+	h->n++;
+	return 0;
+}
+
+long
+sync_held_confirm(struct sync *s, struct err *e)
+{
+	struct held_list h;
+	struct job *j;
+	size_t i;
+	long n = 0;
+
+	memset(&h, 0, sizeof(h));
+	if (state_meta_each(s->state, SYNC_HELD, held_row, &h, e) == -1)
+		n = -1;
+	for (i = 0; i < h.n; i++) {
+		if (n != -1) {
+			sync_held_drop(s, h.paths[i]);
+			if ((j = sync_mark(s, h.paths[i], 0)) != NULL) {
+				j->delete_ok = 1;
+				n++;
+			}
+		}
+		free(h.paths[i]);
+	}
+	free(h.paths);
+	if (n != -1 && h.nomem) {
+		err_set(e, ERR_SYS, "out of memory");
+		n = -1;
+	}
+	if (n > 0)
+		log_info("the operator confirmed %ld held deletions: sending "
+		         "them",
+		         n);
+	sync_pump(s);
+	return n;
+}
+
+/* Held deletions survive restarts: counted at start. */
+static int
+sync_count_row(const char *name, const void *value, size_t len, void *arg)
+{
+	(void)name;
+	(void)value;
+	(void)len;
+	(*(uint64_t *)arg)++;
 	return 0;
 }
 
@@ -2084,6 +2363,9 @@ sync_apply(struct sync *s, const struct config *cfg)
 	s->nexclude = cfg->watch.exclude.count;
 	s->settle_ms = (unsigned)cfg->watch.settle_ms;
 	s->concurrency = (unsigned)cfg->sync.concurrency;
+	s->keep = strcmp(cfg->sync.delete, "keep") == 0;
+	s->max_delete = (unsigned)cfg->sync.max_delete;
+	s->max_delete_pct = (unsigned)cfg->sync.max_delete_percent;
 	return 0;
 }
 
@@ -2142,8 +2424,10 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 	s->work_timer = loop_timer_new(s->loop, sync_on_work, s, e);
 	s->rescan_timer = loop_timer_new(s->loop, sync_on_rescan, s, e);
 	s->root_timer = loop_timer_new(s->loop, sync_on_root_timer, s, e);
+	s->delete_timer = loop_timer_new(s->loop, sync_on_delete_timer, s, e);
 	if (s->settle_timer == NULL || s->work_timer == NULL ||
-	    s->rescan_timer == NULL || s->root_timer == NULL)
+	    s->rescan_timer == NULL || s->root_timer == NULL ||
+	    s->delete_timer == NULL)
 		goto fail;
 	return s;
 fail:
@@ -2168,6 +2452,10 @@ sync_free(struct sync *s)
 	loop_timer_free(s->work_timer);
 	loop_timer_free(s->rescan_timer);
 	loop_timer_free(s->root_timer);
+	loop_timer_free(s->delete_timer);
+	while (s->nbatch > 0)
+		free(s->batch[--s->nbatch]);
+	free(s->batch);
 	watcher_free(s->watcher);
 	if (s->rootfd != -1)
 		close(s->rootfd);

@@ -85,6 +85,12 @@ void sync_on_event(const struct watcher_event *ev, void *arg);
  * nothing starts, and the engine checks again every 2 s and carries on by
  * itself when it is back. -1 only when the state database fails. */
 int sync_start(struct sync *s, struct err *e);
+/* Local deletions held by the mass-deletion guard (sync.max_delete): how
+ * many, each (cb gets "held:PATH" names), and the operator's confirmation,
+ * which sends them all (returns how many, or -1). */
+uint64_t sync_held_count(const struct sync *s);
+int sync_held_each(struct sync *s, state_meta_cb cb, void *arg, struct err *e);
+long sync_held_confirm(struct sync *s, struct err *e);
 /* Why the root is not the mirrored folder, or NULL when it is. */
 const char *sync_root_lost_why(const struct sync *s);
 /* Walks everything again (also retries files that failed). */

@@ -87,6 +87,14 @@ check_no_slash(const char *v)
 }
 
 static const char *
+check_delete_policy(const char *v)
+{
+	return strcmp(v, "mirror") == 0 || strcmp(v, "keep") == 0
+	           ? NULL
+	           : "must be \"mirror\" or \"keep\"";
+}
+
+static const char *
 check_object_key(const char *v)
 {
 	if (v[0] == '\0')
@@ -209,6 +217,9 @@ static const struct key keys[] = {
           NULL),
     K_INT("sync.concurrency", sync.concurrency, 16, 1, 256),
     K_STR("sync.source", sync.source, "", 0, NULL),
+    K_STR("sync.delete", sync.delete, "mirror", 0, check_delete_policy),
+    K_INT("sync.max_delete", sync.max_delete, 500, 0, 100000000),
+    K_INT("sync.max_delete_percent", sync.max_delete_percent, 50, 0, 100),
     K_INT("sync.max_retry_delay_ms", sync.max_retry_delay_ms, 30000, 100,
           3600000),
     K_STR("state.path", state.path, "/var/lib/imgsync/state.db", 0,

@@ -69,6 +69,9 @@ struct config_sync {
 	int concurrency;        /* 1..256, default 16 */
 	char *source;           /* "": the daemon uses imgsync@<hostname> */
 	int max_retry_delay_ms; /* 100..3600000, default 30000 */
+	char *delete;           /* "mirror" (default) or "keep" */
+	int max_delete;         /* a batch of more deletions is held; 0: none */
+	int max_delete_percent; /* ... or of more than this share; 0: none */
 };
 
 struct config_state {

@@ -331,9 +331,10 @@ s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
 }
 
 int
-s3_delete_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-                 struct err *e)
+s3_delete_object(struct s3 *s, const char *key, const char *if_match,
+                 s3_done_cb cb, void *arg, struct err *e)
 {
+	struct sigv4_kv h[1] = {{"If-Match", if_match}};
 	struct aws_request req;
 	struct s3_op *op;
 	char hp[300];
@@ -342,6 +343,10 @@ s3_delete_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 	if (op == NULL)
 		return -1;
 	s3_req_init(s, &req, "DELETE", hp, sizeof(hp));
+	if (if_match != NULL && if_match[0] != '\0') {
+		req.headers = h;
+		req.nheaders = 1;
+	}
 	if (s3_send(op, &req, s3_on_simple, e) == -1) {
 		s3_op_free(op);
 		return -1;

@@ -85,9 +85,11 @@ int s3_multipart_upload(struct s3 *s, const char *key,
 /* Server-side copy within the bucket; metadata and type are kept. */
 int s3_copy_object(struct s3 *s, const char *src_key, const char *dst_key,
                    s3_done_cb cb, void *arg, struct err *e);
-/* Deleting a missing key succeeds, as in S3. */
-int s3_delete_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-                     struct err *e);
+/* Deleting a missing key succeeds, as in S3. With if_match (an ETag, or
+ * NULL/"" for none) only that version is deleted: another fails with
+ * http_status 412, code "PreconditionFailed". */
+int s3_delete_object(struct s3 *s, const char *key, const char *if_match,
+                     s3_done_cb cb, void *arg, struct err *e);
 /* A missing key fails with http_status 404 and code "NotFound". */
 int s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
                    struct err *e);

@@ -317,7 +317,8 @@ cmd_s3(struct tool *t, int argc, char **argv)
 		rc = s3_copy_object(t->s3, argv[1], argv[2], on_s3_simple, t,
 		                    &e);
 	else if (argc == 2 && strcmp(argv[0], "delete") == 0)
-		rc = s3_delete_object(t->s3, argv[1], on_s3_simple, t, &e);
+		rc =
+		    s3_delete_object(t->s3, argv[1], NULL, on_s3_simple, t, &e);
 	else if (argc == 2 && strcmp(argv[0], "head") == 0)
 		rc = s3_head_object(t->s3, argv[1], on_s3_simple, t, &e);
 	else {
