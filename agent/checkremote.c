@@ -26,6 +26,7 @@ enum cr_step {
 	CR_S3_DEL_COPY,
 	CR_S3_DEL,
 	CR_S3_ABORT,
+	CR_S3_VERSIONING,
 	CR_DDB_DESCRIBE,
 	CR_DDB_PUT,
 	CR_DDB_GET,
@@ -471,6 +472,37 @@ cr_resume(struct cr *c)
 	return 0;
 }
 
+/* Versioning is advice, not a permission the daemon needs: with it every
+ * delete (ours or a mistaken one) can be undone. Never a failure. */
+static void
+cr_versioning(struct cr *c, const struct s3_result *r, const struct err *e)
+{
+	char arn[300], msg[800];
+
+	snprintf(arn, sizeof(arn), "arn:%s:s3:::%s", c->partition,
+	         c->cfg->s3.bucket);
+	if (e != NULL)
+		snprintf(
+		    msg, sizeof(msg),
+		    "cannot tell (%s; s3:GetBucketVersioning on the bucket "
+		    "is not needed by the daemon, only to see this)",
+		    e->code[0] != '\0' ? e->code : e->message);
+	else if (strcmp(r->versioning, "Enabled") == 0)
+		snprintf(msg, sizeof(msg),
+		         "on: every delete and overwrite can be undone");
+	else
+		snprintf(
+		    msg, sizeof(msg),
+		    "%s: a delete cannot be undone; turn versioning on, "
+		    "with a lifecycle rule that expires noncurrent versions "
+		    "(see the README)",
+		    r->versioning[0] != '\0' ? r->versioning : "off");
+	cr_line(c,
+	        e == NULL && strcmp(r->versioning, "Enabled") == 0 ? "info"
+	                                                           : "note",
+	        "s3 versioning", arn, msg);
+}
+
 static void
 cr_on_s3(const struct s3_result *r, const struct err *e, void *arg)
 {
@@ -514,6 +546,9 @@ cr_on_s3(const struct s3_result *r, const struct err *e, void *arg)
 	case CR_S3_DEL:
 		c->obj_left = c->obj_left && e != NULL;
 		cr_check(c, &c->s3t, "s3:DeleteObject", obj, NULL, e);
+		break;
+	case CR_S3_VERSIONING:
+		cr_versioning(c, r, e);
 		break;
 	case CR_S3_ABORT:
 		/* Past the permission check, the made-up upload is unknown. */
@@ -751,7 +786,8 @@ cr_start_s3(struct cr *c, struct err *e)
 	case CR_S3_DEL_COPY:
 		if (!c->copy_ok)
 			return 0;
-		rc = s3_delete_object(c->s3, c->copy_key.data, NULL, cr_on_s3, c, e);
+		rc = s3_delete_object(c->s3, c->copy_key.data, NULL, cr_on_s3,
+		                      c, e);
 		break;
 	case CR_S3_DEL:
 		/* Deleting a missing key is permitted or not all the same. */
@@ -768,6 +804,11 @@ cr_start_s3(struct cr *c, struct err *e)
 		}
 		rc = s3_abort_multipart(c->s3, c->key.data, CR_UPLOAD_ID,
 		                        cr_on_s3, c, e);
+		break;
+	case CR_S3_VERSIONING:
+		if (c->s3_stop[0] != '\0')
+			return 0;
+		rc = s3_get_versioning(c->s3, cr_on_s3, c, e);
 		break;
 	default:
 		return 0;

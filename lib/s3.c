@@ -663,6 +663,62 @@ s3_list_objects(struct s3 *s, const char *prefix, const char *token,
 	return 0;
 }
 
+static int
+s3_versioning_elem(const char *path, const char *text, size_t len, void *arg)
+{
+	struct s3_op *op = arg;
+
+	const char *leaf = strrchr(path, '/');
+
+	/* The leaf only: the root's name may carry S3's namespace. */
+	if (leaf != NULL && strcmp(leaf, "/Status") == 0)
+		s3_copy_text(op->r.versioning, sizeof(op->r.versioning), text,
+		             len);
+	return 0;
+}
+
+static void
+s3_on_versioning(struct http_response *resp, const struct err *e, void *arg)
+{
+	struct s3_op *op = arg;
+	struct err perr;
+
+	if (e != NULL) {
+		s3_op_finish(op, e);
+		return;
+	}
+	op->r.status = resp->status;
+	err_clear(&perr);
+	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
+	              s3_versioning_elem, op, &perr) == -1) {
+		s3_op_finish(op, &perr);
+		return;
+	}
+	s3_op_finish(op, NULL);
+}
+
+int
+s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e)
+{
+	struct sigv4_kv q[1] = {{"versioning", ""}};
+	struct aws_request req;
+	struct s3_op *op;
+	char hp[300];
+
+	op = s3_op_new(s, "", cb, arg, e);
+	if (op == NULL)
+		return -1;
+	s3_req_init(s, &req, "GET", hp, sizeof(hp));
+	req.query = q;
+	req.nquery = 1;
+	req.max_response = 64 * 1024;
+	if (s3_send(op, &req, s3_on_versioning, e) == -1) {
+		s3_op_free(op);
+		return -1;
+	}
+	return 0;
+}
+
 /* --- multipart upload -------------------------------------------------- */
 
 static void s3_mp_pump(struct s3_op *op);

@@ -58,7 +58,9 @@ struct s3_result {
 	unsigned parts;
 	struct s3_object *objects; /* ListObjectsV2 */
 	size_t nobjects;
-	char *next_token; /* ListObjectsV2: NULL when done */
+	char *next_token;    /* ListObjectsV2: NULL when done */
+	char versioning[16]; /* GetBucketVersioning: "Enabled", "Suspended",
+	                        or "" (never turned on) */
 };
 
 /* Fires exactly once; r is valid only during the call. */
@@ -93,6 +95,8 @@ int s3_delete_object(struct s3 *s, const char *key, const char *if_match,
 /* A missing key fails with http_status 404 and code "NotFound". */
 int s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
                    struct err *e);
+/* GetBucketVersioning: r->versioning. */
+int s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e);
 /* One page; pass r->next_token back for the next. max_keys 0: 1000. */
 int s3_list_objects(struct s3 *s, const char *prefix, const char *token,
                     unsigned max_keys, s3_done_cb cb, void *arg, struct err *e);

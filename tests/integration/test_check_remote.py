@@ -194,6 +194,26 @@ log: {{ level = "info"; }};
                 self.assertFalse(any(k.startswith(prefix + ".imgsync-probe") for k in
                                      self.probe_objects()))
 
+    # ---- bucket versioning (advice, never a failure) -------------------
+
+    def test_versioning_is_reported(self):
+        from common import FULL_POLICY
+        full = self.bed.user(FULL_POLICY)
+        bucket = self.bed.bucket()
+        rc, out, _ = self.check(self.conf(keys=full, bucket=bucket))
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^note +s3 versioning +arn:aws:s3:::" + bucket +
+                         " : off: a delete cannot be undone")
+        self.bed.s3().put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        rc, out, _ = self.check(self.conf(keys=full, bucket=bucket))
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^info +s3 versioning +arn:aws:s3:::" + bucket + " : on")
+        # The least-privilege policy need not allow it: said, not failed.
+        rc, out, _ = self.check(self.conf())
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^note +s3 versioning .*cannot tell")
+
     # ---- one action missing ---------------------------------------------
 
     def test_each_missing_action_is_named(self):
