@@ -26,7 +26,7 @@
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
 #define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
 #define SYNC_DELETE_WINDOW_MS 1000 /* local deletions gathered as one batch */
-#define SYNC_DELETE_MIN_FILES 10   /* max_delete_percent: mirrors this big */
+#define SYNC_DELETE_MIN_BATCH 20 /* max_delete_percent: batches this big */
 #define SYNC_HELD "held:"          /* state meta: a held deletion's path */
 #define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
 #define SYNC_TRASH_STEP (4u << 20) /* bytes copied to the trash a turn */
@@ -835,17 +835,25 @@ st_mtime_ns(const struct stat *st)
 	return text_timespec_ns(&st->st_mtim);
 }
 
+/* The same file, by size, mtime and inode: what a rename keeps (it
+ * changes the ctime). */
+static int
+same_identity(const struct stat *st, const struct state_file *f)
+{
+	return (uint64_t)st->st_size == f->size &&
+	       st_mtime_ns(st) == f->mtime_ns &&
+	       (uint64_t)st->st_ino == f->inode;
+}
+
 static int
 same_file(const struct stat *st, const struct state_file *f)
 {
 	/* ctime too: content changed with its size and mtime put back
 	 * (cp -p, rsync -t, touch -r) changes it, and it cannot be set back.
 	 * 0: a row from before it was kept. */
-	return (uint64_t)st->st_size == f->size &&
-	       st_mtime_ns(st) == f->mtime_ns &&
+	return same_identity(st, f) &&
 	       (f->ctime_ns == 0 ||
-	        text_timespec_ns(&st->st_ctim) == f->ctime_ns) &&
-	       (uint64_t)st->st_ino == f->inode;
+	        text_timespec_ns(&st->st_ctim) == f->ctime_ns);
 }
 
 /* Remote copies of a path that no longer exists locally: item, then
@@ -1563,7 +1571,7 @@ job_rename(struct job *j)
 	}
 	r->fd = sync_open(s, j->path);
 	if (r->fd == -1 || fstat(r->fd, &r->st) == -1 ||
-	    !S_ISREG(r->st.st_mode) || !same_file(&r->st, &r->old)) {
+	    !S_ISREG(r->st.st_mode) || !same_identity(&r->st, &r->old)) {
 		job_rename_fallback(j);
 		return;
 	}
@@ -2104,10 +2112,10 @@ sync_too_many(const struct sync *s, uint64_t n)
 
 	if (s->max_delete > 0 && n > s->max_delete)
 		return 1;
+	/* A share of a small mirror is a few files: routine. */
 	err_clear(&e);
-	if (s->max_delete_pct == 0 ||
-	    state_count(s->state, &files, NULL, NULL, &e) == -1 ||
-	    files < SYNC_DELETE_MIN_FILES)
+	if (s->max_delete_pct == 0 || n <= SYNC_DELETE_MIN_BATCH ||
+	    state_count(s->state, &files, NULL, NULL, &e) == -1)
 		return 0;
 	return n * 100 > (uint64_t)s->max_delete_pct * files;
 }
@@ -2504,7 +2512,7 @@ int
 sync_idle(const struct sync *s)
 {
 	return s->settling.n == 0 && s->ready.n == 0 && s->running == 0 &&
-	       !s->rescan_pending;
+	       !s->rescan_pending && s->nbatch == 0;
 }
 
 void
