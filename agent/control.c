@@ -300,6 +300,8 @@ control_state(const struct control *c)
 		return "stopping";
 	if (sync_root_lost_why(c->sync) != NULL)
 		return "root-lost";
+	if (sync_disk_full_why(c->sync) != NULL)
+		return "disk-full";
 	if (sync_paused(c->sync))
 		return "paused";
 	if (sync_rescanning(c->sync))
@@ -342,6 +344,10 @@ control_status(struct control *c)
 	    last[0] != '\0' ? ctl_json_name(last, strlen(last)) : json_null());
 	if (doc != NULL && lost != NULL)
 		json_object_set_new(doc, "root_lost",
+		                    ctl_json_name(lost, strlen(lost)));
+	lost = sync_disk_full_why(c->sync);
+	if (doc != NULL && lost != NULL)
+		json_object_set_new(doc, "disk_full",
 		                    ctl_json_name(lost, strlen(lost)));
 	if (doc != NULL)
 		json_object_set_new(
@@ -456,6 +462,11 @@ control_metrics(struct control *c)
 	            "Local deletions held by sync.max_delete until confirmed.");
 	buf_printf(&b, "imgsync_deletions_held %" PRIu64 "\n",
 	           sync_held_count(c->sync));
+	metric_head(&b, "imgsync_disk_full", "gauge",
+	            "1 while the state database cannot be written (its file "
+	            "system is full or read-only): work waits.");
+	buf_printf(&b, "imgsync_disk_full %d\n",
+	           sync_disk_full_why(c->sync) != NULL);
 	metric_head(&b, "imgsync_root_lost", "gauge",
 	            "1 while the folder at watch.root is not the mirrored one "
 	            "(nothing is uploaded or deleted).");

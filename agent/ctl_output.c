@@ -448,7 +448,7 @@ status_string(FILE *f, const json_t *st, const char *name, const char *key)
 	if (json_is_null(v))
 		s = dup_text("-");
 	else if (strcmp(key, "last_error") == 0 ||
-	         strcmp(key, "root_lost") == 0)
+	         strcmp(key, "root_lost") == 0 || strcmp(key, "disk_full") == 0)
 		s = message_text(v);
 	else
 		s = value_text(v);
@@ -485,6 +485,8 @@ ctl_output_status(FILE *f, const json_t *st, struct err *e)
 	if (status_string(f, st, "state", "state") == -1 ||
 	    (json_object_get(st, "root_lost") != NULL &&
 	     status_string(f, st, "why", "root_lost") == -1) ||
+	    (json_object_get(st, "disk_full") != NULL &&
+	     status_string(f, st, "why", "disk_full") == -1) ||
 	    status_string(f, st, "version", "version") == -1)
 		goto oom;
 	label(f, "uptime");

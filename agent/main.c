@@ -251,6 +251,10 @@ on_notify(void *arg)
 		if (sync_root_lost_why(d->sync) != NULL)
 			snprintf(line, sizeof(line), "STATUS=root lost: %s",
 			         sync_root_lost_why(d->sync));
+		else if (sync_disk_full_why(d->sync) != NULL)
+			snprintf(line, sizeof(line),
+			         "STATUS=disk full: %" PRIu64 " waiting; %s",
+			         st.queued, sync_disk_full_why(d->sync));
 		else
 			snprintf(line, sizeof(line),
 			         "STATUS=%s: %" PRIu64 " queued, %" PRIu64

@@ -26,8 +26,10 @@
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
 #define SYNC_DEGRADED_RESCAN_MS 30000u /* while directories go unwatched */
 #define SYNC_DELETE_WINDOW_MS 1000 /* local deletions gathered as one batch */
-#define SYNC_DELETE_MIN_BATCH 20 /* max_delete_percent: batches this big */
+#define SYNC_DELETE_MIN_BATCH 20   /* max_delete_percent: batches this big */
 #define SYNC_HELD "held:"          /* state meta: a held deletion's path */
+#define SYNC_DISK_CHECK_MS 5000    /* while the state database is full */
+#define SYNC_DISK_REMIND_MS 300000 /* ... said again this often */
 #define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
 #define SYNC_TRASH_STEP (4u << 20) /* bytes copied to the trash a turn */
 
@@ -158,6 +160,13 @@ struct sync {
 	char root_why[600];
 	struct loop_timer *root_timer;
 	int started; /* the start-up's replay of intents is done */
+	/* The state database's file system is full (or read-only): nothing
+	 * starts, nothing is lost; a probe write every SYNC_DISK_CHECK_MS
+	 * resumes the work when space is back. */
+	int disk_full;
+	char disk_why[700];
+	uint64_t disk_since_ms, disk_told_ms;
+	struct loop_timer *disk_timer;
 	/* The mass-deletion guard (sync.max_delete): local deletions wait
 	 * SYNC_DELETE_WINDOW_MS as one batch; a batch over the limits is held
 	 * (persisted) until the operator confirms, and so is every deletion
@@ -175,6 +184,7 @@ struct sync {
 
 static void sync_pump(struct sync *s);
 static void sync_root_lost(struct sync *s, const char *why);
+static int sync_state_error(struct sync *s, const struct err *e);
 static void sync_delete_wait(struct sync *s, const char *path);
 static void sync_held_drop(struct sync *s, const char *path);
 static int sync_count_row(const char *name, const void *value, size_t len,
@@ -704,6 +714,12 @@ job_fail(struct job *j, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	if (s->disk_full && (j->run == NULL || j->run->api == NULL)) {
+		/* Not the file's fault: it waits for space, with the rest. */
+		j->again = 1;
+		job_finish(j, 0);
+		return;
+	}
 	log_warnx("%s: %s", log_path(j->path, p, sizeof(p)), reason);
 	snprintf(s->last_error, sizeof(s->last_error), "%s: %s", p, reason);
 	if (j->run != NULL && j->run->api != NULL) {
@@ -790,7 +806,7 @@ sync_pump(struct sync *s)
 	s->pumping = 1;
 	do {
 		s->pump_again = 0;
-		while (!s->stopping && !s->root_lost &&
+		while (!s->stopping && !s->root_lost && !s->disk_full &&
 		       s->running < s->concurrency) {
 			j = s->ready.head;
 			while (s->paused && j != NULL && j->del == NULL)
@@ -824,7 +840,7 @@ sync_add_intent(struct sync *s, enum state_op op, const char *path, size_t len,
 	}
 	err_clear(&e);
 	id = state_intent_add(s->state, &in, &e);
-	if (id == -1)
+	if (id == -1 && !sync_state_error(s, &e))
 		log_warnx("%s", e.message);
 	return id;
 }
@@ -992,7 +1008,7 @@ sync_start_uploads(struct sync *s, struct job *done)
 	if (n > 1) {
 		if (state_begin(s->state, &e) == 0)
 			batch = 1;
-		else
+		else if (!sync_state_error(s, &e))
 			log_warnx("%s", e.message); /* one commit each, then */
 	}
 	for (j = done; j != NULL; j = j->run->next_hashing) {
@@ -1003,7 +1019,8 @@ sync_start_uploads(struct sync *s, struct job *done)
 	}
 	if (batch && state_commit(s->state, &e) == -1) {
 		/* rolled back: no intent of this turn is on disk */
-		log_warnx("%s", e.message);
+		if (!sync_state_error(s, &e))
+			log_warnx("%s", e.message);
 		for (j = done; j != NULL; j = j->run->next_hashing) {
 			if (j->run->hashed == UINT64_MAX ||
 			    j->run->step == UPLOAD_AGAIN)
@@ -1162,7 +1179,12 @@ job_record(struct job *j)
 		n = 0;
 	err_clear(&e);
 	if (state_file_synced(s->state, &f, ids, n, &e) == -1) {
-		log_warnx("%s", e.message);
+		/* Its intent stays: the next start (or the rescan when
+		 * space is back) finds the file unsynced and converges it. */
+		if (sync_state_error(s, &e))
+			j->again = 1;
+		else
+			log_warnx("%s", e.message);
 	} else if (n > 0) {
 		r->intent = 0;
 		free(j->replay);
@@ -2234,6 +2256,73 @@ sync_count_row(const char *name, const void *value, size_t len, void *arg)
 	return 0;
 }
 
+/* --- a full state database --------------------------------------------- */
+
+/* Whether e says the state database's file system is full or read-only:
+ * then it is the disk-full state (said once), and 1. */
+static int
+sync_state_error(struct sync *s, const struct err *e)
+{
+	uint64_t queued;
+
+	if (strcmp(e->code, "SQLITE_FULL") != 0 &&
+	    strcmp(e->code, "SQLITE_READONLY") != 0 && e->sys_errno != ENOSPC &&
+	    e->sys_errno != EDQUOT && e->sys_errno != EROFS)
+		return 0;
+	if (s->disk_full)
+		return 1;
+	s->disk_full = 1;
+	s->disk_since_ms = s->disk_told_ms = loop_now_ms();
+	snprintf(s->disk_why, sizeof(s->disk_why),
+	         "the state database cannot be written (%s): work waits, "
+	         "nothing is lost, and it resumes by itself when there is "
+	         "space",
+	         e->message);
+	queued = s->settling.n + s->ready.n;
+	log_error("%s (%" PRIu64 " files waiting)", s->disk_why, queued);
+	loop_timer_set(s->disk_timer, SYNC_DISK_CHECK_MS);
+	return 1;
+}
+
+/* A probe write: space again? */
+static void
+sync_on_disk_timer(void *arg)
+{
+	struct sync *s = arg;
+	struct err e;
+	char now[32];
+
+	if (!s->disk_full)
+		return;
+	snprintf(now, sizeof(now), "%" PRIu64, loop_now_ms());
+	err_clear(&e);
+	if (state_meta_put(s->state, "space_probe", now, strlen(now), &e) ==
+	        -1 ||
+	    state_meta_delete(s->state, "space_probe", &e) == -1) {
+		if (loop_now_ms() - s->disk_told_ms >= SYNC_DISK_REMIND_MS) {
+			s->disk_told_ms = loop_now_ms();
+			log_error("still waiting for space: %s (%" PRIu64
+			          " files waiting)",
+			          s->disk_why,
+			          (uint64_t)(s->settling.n + s->ready.n));
+		}
+		loop_timer_set(s->disk_timer, SYNC_DISK_CHECK_MS);
+		return;
+	}
+	s->disk_full = 0;
+	s->disk_why[0] = '\0';
+	log_info("the state database can be written again: resuming "
+	         "(rescanning)");
+	sync_rescan(s, NULL);
+	sync_pump(s);
+}
+
+const char *
+sync_disk_full_why(const struct sync *s)
+{
+	return s->disk_full ? s->disk_why : NULL;
+}
+
 /* --- the watch root: the mirrored folder, or not --------------------- */
 
 /* The root is not the mirrored folder: nothing starts until it is back.
@@ -2433,9 +2522,10 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 	s->rescan_timer = loop_timer_new(s->loop, sync_on_rescan, s, e);
 	s->root_timer = loop_timer_new(s->loop, sync_on_root_timer, s, e);
 	s->delete_timer = loop_timer_new(s->loop, sync_on_delete_timer, s, e);
+	s->disk_timer = loop_timer_new(s->loop, sync_on_disk_timer, s, e);
 	if (s->settle_timer == NULL || s->work_timer == NULL ||
 	    s->rescan_timer == NULL || s->root_timer == NULL ||
-	    s->delete_timer == NULL)
+	    s->delete_timer == NULL || s->disk_timer == NULL)
 		goto fail;
 	return s;
 fail:
@@ -2461,6 +2551,7 @@ sync_free(struct sync *s)
 	loop_timer_free(s->rescan_timer);
 	loop_timer_free(s->root_timer);
 	loop_timer_free(s->delete_timer);
+	loop_timer_free(s->disk_timer);
 	while (s->nbatch > 0)
 		free(s->batch[--s->nbatch]);
 	free(s->batch);

@@ -91,6 +91,9 @@ int sync_start(struct sync *s, struct err *e);
 uint64_t sync_held_count(const struct sync *s);
 int sync_held_each(struct sync *s, state_meta_cb cb, void *arg, struct err *e);
 long sync_held_confirm(struct sync *s, struct err *e);
+/* Why the state database cannot be written (its file system is full or
+ * read-only: work waits and resumes by itself), or NULL. */
+const char *sync_disk_full_why(const struct sync *s);
 /* Why the root is not the mirrored folder, or NULL when it is. */
 const char *sync_root_lost_why(const struct sync *s);
 /* Walks everything again (also retries files that failed). */
