@@ -405,6 +405,28 @@ s3_etag_elem(const char *path, const char *text, size_t len, void *arg)
 	return 0;
 }
 
+/* An XML answer through elem; 0, or -1 when op was finished with the
+ * transport's or the parser's error. */
+static int
+s3_xml_answer(struct s3_op *op, struct http_response *resp,
+              const struct err *e, xml_end_cb elem)
+{
+	struct err perr;
+
+	if (e != NULL) {
+		s3_op_finish(op, e);
+		return -1;
+	}
+	op->r.status = resp->status;
+	err_clear(&perr);
+	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
+	              elem, op, &perr) == -1) {
+		s3_op_finish(op, &perr);
+		return -1;
+	}
+	return 0;
+}
+
 /* CopyObject and CompleteMultipartUpload answer an ETag in XML. */
 static void
 s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
@@ -412,17 +434,11 @@ s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
 	struct s3_op *op = arg;
 	struct err perr;
 
-	if (e != NULL) {
-		s3_op_finish(op, e);
+	if (s3_xml_answer(op, resp, e, s3_etag_elem) == -1)
 		return;
-	}
-	op->r.status = resp->status;
-	err_clear(&perr);
-	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	              s3_etag_elem, op, &perr) == -1 ||
-	    op->r.etag[0] == '\0') {
-		if (perr.kind == ERR_NONE)
-			err_set(&perr, ERR_PARSE, "s3: no ETag in the answer");
+	if (op->r.etag[0] == '\0') {
+		err_clear(&perr);
+		err_set(&perr, ERR_PARSE, "s3: no ETag in the answer");
 		s3_op_finish(op, &perr);
 		return;
 	}
@@ -681,20 +697,9 @@ static void
 s3_on_versioning(struct http_response *resp, const struct err *e, void *arg)
 {
 	struct s3_op *op = arg;
-	struct err perr;
 
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return;
-	}
-	op->r.status = resp->status;
-	err_clear(&perr);
-	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	              s3_versioning_elem, op, &perr) == -1) {
-		s3_op_finish(op, &perr);
-		return;
-	}
-	s3_op_finish(op, NULL);
+	if (s3_xml_answer(op, resp, e, s3_versioning_elem) == 0)
+		s3_op_finish(op, NULL);
 }
 
 int
