@@ -208,7 +208,8 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(proc.stderr.strip(), "")
         unit = Path(UNIT).read_text()
         for line in ("Type=notify", "User=imgsync", "ExecStart=/usr/sbin/imgsyncd -f -c " + CONF,
-                     "ExecStartPre=/usr/sbin/imgsyncd -t -c " + CONF, "StateDirectory=imgsync",
+                     "ExecReload=/usr/sbin/imgsyncd -t -c " + CONF,
+                     "RestartPreventExitStatus=78", "StateDirectory=imgsync",
                      "RuntimeDirectory=imgsync", "ProtectSystem=strict"):
             self.assertIn(line + "\n", unit)
         self.assertFalse(Path("/etc/systemd/system/multi-user.target.wants/imgsyncd.service")
