@@ -1042,9 +1042,12 @@ cr_leftovers(struct cr *c)
 static void
 cr_timeout(struct cr *c)
 {
+	/* Indexed by the S3 steps, CR_S3_PUT to CR_S3_VERSIONING. */
 	static const char *const s3_actions[] = {
-	    "s3:PutObject",    "s3:GetObject",    "s3:PutObject",
-	    "s3:DeleteObject", "s3:DeleteObject", "s3:AbortMultipartUpload"};
+	    "s3:PutObject",          "s3:GetObject",
+	    "s3:PutObject",          "s3:DeleteObject",
+	    "s3:DeleteObject",       "s3:AbortMultipartUpload",
+	    "s3:GetBucketVersioning"};
 	const struct checkremote_target *t =
 	    c->step < CR_DDB_DESCRIBE ? &c->s3t : &c->ddbt;
 	const char *action, *resource;

@@ -19,6 +19,7 @@
 #include "control_api.h"
 #include "log.h"
 #include "text.h"
+#include "verify.h"
 
 #define CTL_IDLE_TIMEOUT_S 10 /* a silent or half-sent request is closed */
 #define CTL_MAX_CONNS 1000
@@ -35,6 +36,9 @@ struct control {
 	struct sync *sync;
 	struct state *state;
 	struct dynamo *ddb;
+	struct s3 *s3;
+	const struct config *cfg;
+	struct verify *verify; /* the running or last verification */
 	const struct aws_client *s3c;
 	const struct aws_client *ddbc;
 	struct MHD_Daemon *mhd;
@@ -873,6 +877,56 @@ control_delete(struct ctl_conn *k)
 	return MHD_YES;
 }
 
+static int
+query_true(struct ctl_conn *k, const char *name)
+{
+	const char *v =
+	    MHD_lookup_connection_value(k->mc, MHD_GET_ARGUMENT_KIND, name);
+
+	return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+/* POST /verify?prefix=&repair=1&delete_orphans=1: one at a time. */
+static enum MHD_Result
+control_verify(struct ctl_conn *k)
+{
+	struct control *c = k->c;
+	struct verify_deps d;
+	struct verify_opts o;
+	struct err e;
+
+	if (c->verify != NULL && !verify_finished(c->verify))
+		return conn_error(k, 409, "a verification is running");
+	if (sync_root_lost_why(c->sync) != NULL)
+		return conn_error(k, 503, sync_root_lost_why(c->sync));
+	memset(&o, 0, sizeof(o));
+	o.prefix =
+	    MHD_lookup_connection_value(k->mc, MHD_GET_ARGUMENT_KIND, "prefix");
+	if (o.prefix == NULL)
+		o.prefix = "";
+	if (!text_utf8_valid(o.prefix, strlen(o.prefix)) ||
+	    strlen(o.prefix) > CTL_NAME_MAX)
+		return conn_error(k, 400,
+		                  "prefix must be UTF-8, at most 1024 bytes");
+	o.repair = query_true(k, "repair");
+	o.delete_orphans = query_true(k, "delete_orphans");
+	memset(&d, 0, sizeof(d));
+	d.loop = c->loop;
+	d.s3 = c->s3;
+	d.ddb = c->ddb;
+	d.state = c->state;
+	d.sync = c->sync;
+	d.cfg = c->cfg;
+	verify_free(c->verify);
+	err_clear(&e);
+	c->verify = verify_start(&d, &o, NULL, NULL, &e);
+	if (c->verify == NULL)
+		return conn_error(k, 500, e.message);
+	return conn_json(
+	    k, 202,
+	    json_pack("{s:s,s:s}", "message", "Verifying", "prefix", o.prefix));
+}
+
 static enum MHD_Result
 control_simple(struct ctl_conn *k)
 {
@@ -933,6 +987,12 @@ control_simple(struct ctl_conn *k)
 		return conn_json(k, 202,
 		                 json_pack("{s:s,s:I}", "message", msg, "count",
 		                           (json_int_t)n));
+	case CTL_VERIFY:
+		return control_verify(k);
+	case CTL_VERIFY_STATUS:
+		doc = c->verify != NULL ? verify_report(c->verify)
+		                        : json_pack("{s:s}", "state", "idle");
+		return conn_json(k, 200, doc);
 	case CTL_FAILED:
 		memset(&w, 0, sizeof(w));
 		w.c = c;
@@ -1392,6 +1452,7 @@ control_reconfigure(struct control *c, const struct config *cfg)
 {
 	char *trash = strdup(cfg->control.trash);
 
+	c->cfg = cfg;
 	if (trash == NULL)
 		return;
 	free(c->trash);
@@ -1421,6 +1482,8 @@ control_new(const struct config *cfg, const struct control_deps *deps,
 	c->sync = deps->sync;
 	c->state = deps->state;
 	c->ddb = deps->ddb;
+	c->s3 = deps->s3;
+	c->cfg = deps->cfg;
 	c->s3c = deps->s3c;
 	c->ddbc = deps->ddbc;
 	c->started_ms = loop_now_ms();
@@ -1500,6 +1563,7 @@ control_free(struct control *c)
 		MHD_stop_daemon(c->mhd);
 		unlink(c->socket_path);
 	}
+	verify_free(c->verify);
 	/* Left: requests a callback still holds; it frees them. */
 	for (k = c->conns; k != NULL; k = next) {
 		next = k->next;

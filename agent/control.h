@@ -28,6 +28,8 @@ struct control_deps {
 	struct sync *sync;
 	struct state *state;
 	struct dynamo *ddb;
+	struct s3 *s3;
+	const struct config *cfg; /* until control_reconfigure gives another */
 	const struct aws_client *s3c;
 	const struct aws_client *ddbc;
 };

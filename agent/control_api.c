@@ -27,6 +27,8 @@ static const struct {
     {"/retry", "POST", CTL_RETRY, 1},
     {"/deletions", "GET", CTL_DELETIONS, 0},
     {"/deletions/confirm", "POST", CTL_DELETIONS_CONFIRM, 1},
+    {"/verify", "POST", CTL_VERIFY, 1},
+    {"/verify/status", "GET", CTL_VERIFY_STATUS, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -30,6 +30,8 @@ enum ctl_route {
 	CTL_RETRY,
 	CTL_DELETIONS,         /* the held deletions */
 	CTL_DELETIONS_CONFIRM, /* ... sent */
+	CTL_VERIFY,            /* starts a verification */
+	CTL_VERIFY_STATUS,     /* its progress, or its report */
 };
 
 /* Query arguments as the HTTP server decoded them (borrowed; NULL when

@@ -579,6 +579,55 @@ fail:
 }
 
 int
+ctl_output_verify(FILE *f, const json_t *answer, struct err *e)
+{
+	const json_t *kinds = json_object_get(answer, "differences"), *k, *n;
+	const char *name, *v;
+	double count = 0;
+	size_t i;
+	char *s;
+
+	if (!json_is_object(kinds)) {
+		err_set(e, ERR_PARSE, "no \"differences\" in the answer");
+		return -1;
+	}
+	json_object_foreach((json_t *)kinds, name, k)
+	{
+		number(k, "count", &count);
+		fprintf(f, "%-16s %.0f\n", name, count);
+		json_array_foreach(json_object_get(k, "names"), i, n)
+		{
+			s = value_text(n);
+			if (s != NULL)
+				fprintf(f, "  %s\n", s);
+			free(s);
+		}
+	}
+	number(answer, "total", &count);
+	fprintf(f, "%.0f difference%s", count, count == 1 ? "" : "s");
+	if (json_is_true(json_object_get(answer, "repair"))) {
+		double up = 0, rows = 0, del = 0;
+
+		number(answer, "uploads_queued", &up);
+		number(answer, "rows_rebuilt", &rows);
+		number(answer, "orphans_deleted", &del);
+		fprintf(
+		    f,
+		    "; repair: %.0f uploads queued, %.0f rows rebuilt, %.0f "
+		    "orphans deleted",
+		    up, rows, del);
+	}
+	fputc('\n', f);
+	v = json_string_value(json_object_get(answer, "note"));
+	if (v != NULL)
+		fprintf(f, "note: %s\n", v);
+	v = json_string_value(json_object_get(answer, "error"));
+	if (v != NULL)
+		fprintf(f, "error: %s\n", v);
+	return write_check(f, e);
+}
+
+int
 ctl_output_deletions(FILE *f, const json_t *answer, struct err *e)
 {
 	const json_t *list = json_object_get(answer, "held"), *it;

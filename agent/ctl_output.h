@@ -47,6 +47,8 @@ int ctl_output_images(FILE *f, const json_t *images, struct err *e);
 /* /status: aligned "label: value" lines with human sizes and rates. */
 int ctl_output_status(FILE *f, const json_t *status, struct err *e);
 /* /failed: a NAME/ERROR table, or "no failed files". */
+/* verify: the report, kind by kind with the first names. */
+int ctl_output_verify(FILE *f, const json_t *answer, struct err *e);
 /* deletions: the held deletions' names and how many. */
 int ctl_output_deletions(FILE *f, const json_t *answer, struct err *e);
 int ctl_output_failed(FILE *f, const json_t *answer, struct err *e);

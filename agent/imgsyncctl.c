@@ -56,6 +56,8 @@ struct ctl {
 	int watch;
 	int local;
 	int confirm; /* deletions --confirm */
+	int repair;  /* verify --repair [--delete-orphans] */
+	int delete_orphans;
 	long page_size;
 	CURL *curl;
 	struct buf body; /* the last answer's body */
@@ -100,6 +102,13 @@ usage(FILE *f)
 	    "  pause, resume      stop and restart syncing\n"
 	    "  failed             files that failed, with the error\n"
 	    "  retry              try the failed files again\n"
+	    "  verify [--repair [--delete-orphans]] [PREFIX]\n"
+	    "                     compare the folder, the bucket and the "
+	    "table; --repair\n"
+	    "                     fixes what is safe, --delete-orphans also "
+	    "deletes objects\n"
+	    "                     no file accounts for; exit 1 when they "
+	    "differ\n"
 	    "  deletions [--confirm]\n"
 	    "                     local deletions held by sync.max_delete; "
 	    "--confirm\n"
@@ -591,6 +600,60 @@ run_deletions(struct ctl *c, const struct command *cmd, char **args)
 	return rc != EXIT_OK ? rc : render(c, ctl_output_message);
 }
 
+/* verify: starts it, follows its progress (on stderr, every second or
+ * so), prints the report; exit 1 when the copies differ. */
+static int
+run_verify(struct ctl *c, const struct command *cmd, char **args)
+{
+	char *esc = NULL, last[200] = "";
+	const char *state;
+	struct buf path;
+	json_t *j = NULL;
+	double total = 0;
+	int rc, n = 0;
+
+	buf_init(&path, 0);
+	esc = curl_easy_escape(c->curl, args[0] != NULL ? args[0] : "", 0);
+	buf_printf(&path, "%s?prefix=%s%s%s", cmd->path, esc != NULL ? esc : "",
+	           c->repair ? "&repair=1" : "",
+	           c->delete_orphans ? "&delete_orphans=1" : "");
+	curl_free(esc);
+	if (buf_cstr(&path) == NULL) {
+		fputs("imgsyncctl: out of memory\n", stderr);
+		return EXIT_REFUSED;
+	}
+	rc = call(c, cmd->method, path.data, NULL);
+	buf_cleanup(&path);
+	for (; rc == EXIT_OK; n++) {
+		rc = call(c, "GET", "/verify/status", NULL);
+		json_decref(j);
+		j = rc == EXIT_OK
+		        ? json_loadb(c->body.data, c->body.len, 0, NULL)
+		        : NULL;
+		state = json_string_value(json_object_get(j, "state"));
+		if (rc != EXIT_OK || state == NULL ||
+		    strcmp(state, "done") == 0)
+			break;
+		if (n % 5 == 0 && isatty(STDERR_FILENO)) {
+			snprintf(
+			    last, sizeof(last),
+			    "verify: %s: %.0f objects, %.0f items, %.0f "
+			    "files",
+			    state,
+			    json_number_value(json_object_get(j, "objects")),
+			    json_number_value(json_object_get(j, "items")),
+			    json_number_value(json_object_get(j, "files")));
+			fprintf(stderr, "%s\n", last);
+		}
+		usleep(200000);
+	}
+	if (rc == EXIT_OK)
+		rc = render(c, cmd->render);
+	total = json_number_value(json_object_get(j, "total"));
+	json_decref(j);
+	return rc == EXIT_OK && total > 0 ? EXIT_REFUSED : rc;
+}
+
 static const struct command commands[] = {
     {"status", 0, 0, "GET", "/status", run_status, NULL},
     {"list", 0, 1, "GET", "/getall", run_list, NULL},
@@ -604,6 +667,7 @@ static const struct command commands[] = {
     {"retry", 0, 0, "POST", "/retry", run_simple, ctl_output_message},
     {"deletions", 0, 0, "GET", "/deletions", run_deletions,
      ctl_output_deletions},
+    {"verify", 0, 1, "POST", "/verify", run_verify, ctl_output_verify},
     {"metrics", 0, 0, "GET", "/metrics", run_simple, NULL},
 };
 
@@ -647,6 +711,8 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	    {"page-size", required_argument, NULL, 'n'},
 	    {"local", no_argument, NULL, 'l'},
 	    {"confirm", no_argument, NULL, 'y'},
+	    {"repair", no_argument, NULL, 'R'},
+	    {"delete-orphans", no_argument, NULL, 'D'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -684,6 +750,12 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		case 'y':
 			c->confirm = 1;
 			break;
+		case 'R':
+			c->repair = 1;
+			break;
+		case 'D':
+			c->delete_orphans = 1;
+			break;
 		case 'v':
 			printf("imgsyncctl %s\n", IMGSYNC_VERSION);
 			return -1;
@@ -703,7 +775,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	if (optind >= argc)
 		return usage_error("which command? (status, list, get, delete, "
 		                   "upload, rescan, pause, resume, failed, "
-		                   "retry, deletions, metrics)");
+		                   "retry, deletions, verify, metrics)");
 	*cmd = command_find(argv[optind]);
 	if (*cmd == NULL)
 		return usage_error("unknown command '%s'", argv[optind]);
@@ -719,6 +791,12 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		return usage_error("-n and --local go with list");
 	if (c->confirm && strcmp((*cmd)->name, "deletions") != 0)
 		return usage_error("--confirm goes with deletions");
+	if ((c->repair || c->delete_orphans) &&
+	    strcmp((*cmd)->name, "verify") != 0)
+		return usage_error(
+		    "--repair and --delete-orphans go with verify");
+	if (c->delete_orphans && !c->repair)
+		return usage_error("--delete-orphans goes with --repair");
 	if (c->socket[0] == '\0' || strlen(c->socket) >= sizeof(sun.sun_path))
 		return usage_error("the socket path must have 1 to %zu bytes",
 		                   sizeof(sun.sun_path) - 1);

@@ -29,7 +29,9 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "ctl_output.h"
 #include "rootguard.h"
+#include "verify.h"
 #include "loop.h"
 #include "s3.h"
 #include "state.h"
@@ -50,6 +52,10 @@ struct daemon {
 	char *config_path;
 	struct config *cfg;
 	int once;
+	int verify; /* --verify: verify_opts below, its exit code in verify_rc
+	             */
+	struct verify_opts vopts;
+	int verify_rc;
 	int check_remote;
 	struct loop *loop;
 	struct http *http;
@@ -78,7 +84,7 @@ usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: imgsyncd [-c FILE] [-f] [-t] [--once] [--check-remote] "
-	    "[--adopt-root] [-v] [-h]\n"
+	    "[--verify] [--adopt-root] [-v] [-h]\n"
 	    "  -c, --config FILE  configuration (default %s)\n"
 	    "  -f, --foreground   run in the foreground (always; for "
 	    "systemd)\n"
@@ -87,6 +93,12 @@ usage(FILE *f)
 	    "      --check-remote probe the credentials and every permission "
 	    "the daemon\n"
 	    "                     needs, name what is missing, then exit\n"
+	    "      --verify [--repair [--delete-orphans]] [--prefix P]\n"
+	    "                     compare the folder, the bucket and the "
+	    "table (exit 1\n"
+	    "                     when they differ); --repair fixes what is "
+	    "safe, then\n"
+	    "                     converges as --once does\n"
 	    "      --adopt-root   make the folder at watch.root the mirrored "
 	    "one (writes\n"
 	    "                     its marker), then exit\n"
@@ -285,6 +297,8 @@ control_setup(struct daemon *d, struct err *e)
 	cd.sync = d->sync;
 	cd.state = d->state;
 	cd.ddb = d->ddb;
+	cd.s3 = d->s3;
+	cd.cfg = d->cfg;
 	cd.s3c = d->s3c;
 	cd.ddbc = d->ddbc;
 	d->control = control_new(d->cfg, &cd, e);
@@ -521,16 +535,69 @@ report(const struct daemon *d)
 	         a->requests, b->requests, a->retries + b->retries);
 }
 
+/* imgsyncd --verify: the report first, before anything is uploaded (so a
+ * lost state database is rebuilt, not re-uploaded); with --repair the
+ * converge of --once follows. 1 when there is nothing more to do. */
+static int
+verify_run(struct daemon *d, struct err *e)
+{
+	enum rootguard_verdict g;
+	struct verify_deps vd;
+	struct verify *v;
+	char why[700];
+	json_t *r;
+	int fd;
+
+	g = rootguard_check(d->state, d->cfg->watch.root, &fd, why, sizeof(why),
+	                    e);
+	if (g == ROOTGUARD_ERROR)
+		return -1;
+	if (g == ROOTGUARD_LOST) {
+		log_error("%s", why);
+		d->verify_rc = EX_TEMPFAIL;
+		return 1;
+	}
+	close(fd);
+	memset(&vd, 0, sizeof(vd));
+	vd.loop = d->loop;
+	vd.s3 = d->s3;
+	vd.ddb = d->ddb;
+	vd.state = d->state;
+	vd.sync = d->sync;
+	vd.cfg = d->cfg;
+	v = verify_start(&vd, &d->vopts, NULL, NULL, e);
+	if (v == NULL)
+		return -1;
+	while (!verify_finished(v))
+		if (loop_run_once(d->loop, 200, e) == -1) {
+			verify_free(v);
+			return -1;
+		}
+	r = verify_report(v);
+	if (r == NULL || ctl_output_verify(stdout, r, e) == -1) {
+		json_decref(r);
+		verify_free(v);
+		return -1;
+	}
+	json_decref(r);
+	d->verify_rc = verify_differences(v) > 0 ? 1 : 0;
+	verify_free(v);
+	return d->vopts.repair ? 0 : 1;
+}
+
 static int
 daemon_run(struct daemon *d, struct err *e)
 {
 	uint64_t deadline = 0;
 	struct sync_stats st;
+	int rc;
 
 	log_info("imgsyncd %s: watching %s -> s3://%s/%s (%s), table %s (%s)",
 	         IMGSYNC_VERSION, d->cfg->watch.root, d->cfg->s3.bucket,
 	         d->cfg->s3.prefix, aws_client_endpoint(d->s3c),
 	         d->cfg->dynamodb.table, aws_client_endpoint(d->ddbc));
+	if (d->verify && (rc = verify_run(d, e)) != 0)
+		return rc == -1 ? -1 : 0;
 	if (sync_start(d->sync, e) == -1)
 		return -1;
 	if (d->once && sync_root_lost_why(d->sync) != NULL)
@@ -614,6 +681,10 @@ main(int argc, char **argv)
 	    {"once", no_argument, NULL, 'o'},
 	    {"check-remote", no_argument, NULL, 'r'},
 	    {"adopt-root", no_argument, NULL, 'a'},
+	    {"verify", no_argument, NULL, 'V'},
+	    {"repair", no_argument, NULL, 'R'},
+	    {"delete-orphans", no_argument, NULL, 'D'},
+	    {"prefix", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -646,6 +717,18 @@ main(int argc, char **argv)
 		case 'a':
 			adopt = 1;
 			break;
+		case 'V':
+			d.verify = d.once = 1;
+			break;
+		case 'R':
+			d.vopts.repair = 1;
+			break;
+		case 'D':
+			d.vopts.delete_orphans = 1;
+			break;
+		case 'P':
+			d.vopts.prefix = optarg;
+			break;
 		case 'v':
 			printf("imgsyncd %s\n", IMGSYNC_VERSION);
 			return 0;
@@ -657,7 +740,9 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc ||
+	    ((d.vopts.repair || d.vopts.delete_orphans || d.vopts.prefix) &&
+	     !d.verify)) {
 		usage(stderr);
 		return EX_USAGE;
 	}
@@ -696,6 +781,8 @@ main(int argc, char **argv)
 	rc = d.once && st.failed > 0 ? 1 : 0;
 	if (d.once && sync_root_lost_why(d.sync) != NULL)
 		rc = EX_TEMPFAIL;
+	if (d.verify && d.verify_rc != 0)
+		rc = d.verify_rc;
 	daemon_teardown(&d);
 	return rc;
 }

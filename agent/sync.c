@@ -2172,6 +2172,19 @@ sync_on_delete_timer(void *arg)
 	sync_pump(s);
 }
 
+int
+sync_reupload(struct sync *s, const char *path, struct err *e)
+{
+	if (state_file_delete(s->state, path, strlen(path), e) == -1)
+		return -1;
+	/* Before the start, the start-up's walk finds it unsynced. */
+	if (s->started && sync_mark(s, path, 0) == NULL) {
+		err_set(e, ERR_SYS, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 uint64_t
 sync_held_count(const struct sync *s)
 {

@@ -85,6 +85,9 @@ void sync_on_event(const struct watcher_event *ev, void *arg);
  * nothing starts, and the engine checks again every 2 s and carries on by
  * itself when it is back. -1 only when the state database fails. */
 int sync_start(struct sync *s, struct err *e);
+/* Forgets what the state database knows of path and converges it again:
+ * its object and item are written anew (verify's repair). */
+int sync_reupload(struct sync *s, const char *path, struct err *e);
 /* Local deletions held by the mass-deletion guard (sync.max_delete): how
  * many, each (cb gets "held:PATH" names), and the operator's confirmation,
  * which sends them all (returns how many, or -1). */

@@ -408,8 +408,8 @@ s3_etag_elem(const char *path, const char *text, size_t len, void *arg)
 /* An XML answer through elem; 0, or -1 when op was finished with the
  * transport's or the parser's error. */
 static int
-s3_xml_answer(struct s3_op *op, struct http_response *resp,
-              const struct err *e, xml_end_cb elem)
+s3_xml_answer(struct s3_op *op, struct http_response *resp, const struct err *e,
+              xml_end_cb elem)
 {
 	struct err perr;
 
