@@ -90,6 +90,7 @@ struct run {
 	struct sync_waiter *api; /* a delete asked by the control socket */
 	int trash_done;          /* its file went to the trash (or not) */
 	int trash_rc;
+	int trash_errno; /* why the move failed */
 	char trash_msg[700];
 	struct trash_move *move; /* copying to the trash, a step a turn */
 	struct loop_timer *move_timer;
@@ -185,6 +186,14 @@ struct sync {
 static void sync_pump(struct sync *s);
 static void sync_root_lost(struct sync *s, const char *why);
 static int sync_state_error(struct sync *s, const struct err *e);
+static void sync_space_blocked(struct sync *s, const char *why);
+
+/* Errors that space, or a writable file system, cures. */
+static int
+space_errno(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EROFS;
+}
 static void sync_delete_wait(struct sync *s, const char *path);
 static void sync_held_drop(struct sync *s, const char *path);
 static int sync_count_row(const char *name, const void *value, size_t len,
@@ -561,6 +570,7 @@ job_on_trash_step(void *arg)
 		return;
 	}
 	r->trash_rc = rc == 1 ? 0 : -1;
+	r->trash_errno = rc == 1 ? 0 : errno;
 	job_finish(j, 1);
 }
 
@@ -587,8 +597,10 @@ job_trash(struct job *j)
 	r->move =
 	    trash_move_start(dfd, base, r->api->trash, j->path, r->trash_msg,
 	                     sizeof(r->trash_msg), &r->trash_rc);
-	if (r->move == NULL)
+	if (r->move == NULL) {
+		r->trash_errno = r->trash_rc == -1 ? errno : 0;
 		return 1;
+	}
 	err_clear(&e);
 	r->move_timer = loop_timer_new(j->sync->loop, job_on_trash_step, j, &e);
 	if (r->move_timer == NULL) {
@@ -606,6 +618,14 @@ job_answer_delete(struct job *j, int ok)
 {
 	if (!ok) { /* finished at the next start */
 		waiter_answer(&j->run->api, -2, "imgsyncd is stopping");
+		return;
+	}
+	if (j->run->trash_rc == -1 && space_errno(j->run->trash_errno)) {
+		/* The note stays: the move is finished when there is space
+		 * (or the file system is writable) again, and meanwhile
+		 * nothing uploads the file again. */
+		sync_space_blocked(j->sync, j->run->trash_msg);
+		waiter_answer(&j->run->api, -1, j->run->trash_msg);
 		return;
 	}
 	trash_note(j->sync, j->path, "", 0);
@@ -1966,7 +1986,8 @@ trash_left_row(const char *name, const void *value, size_t len, void *arg)
 
 /* Control-socket deletes a crash or a stop cut short: their files go to
  * the trash now, before the rescan could upload them again; the intents'
- * replay deletes what is left remotely. */
+ * replay deletes what is left remotely. Also the moves that waited for
+ * space. 0, 1 when some still wait for space, -1. */
 static int
 sync_finish_trash(struct sync *s, struct err *e)
 {
@@ -1982,8 +2003,20 @@ sync_finish_trash(struct sync *s, struct err *e)
 		rc = -1;
 	}
 	for (i = 0; i < t.n; i++) {
-		if (rc != -1) {
-			sync_trash(s, t.paths[i], t.dirs[i], msg, sizeof(msg));
+		/* Once started, a delete still running keeps its note. */
+		if (rc != -1 && s->started &&
+		    job_find(s, t.paths[i], strlen(t.paths[i])) != NULL) {
+			free(t.paths[i]);
+			free(t.dirs[i]);
+			continue;
+		}
+		if (rc != -1 && sync_trash(s, t.paths[i], t.dirs[i], msg,
+		                           sizeof(msg)) == -1 &&
+		    space_errno(errno)) {
+			/* Kept: tried again when there is space. */
+			sync_space_blocked(s, msg);
+			rc = 1;
+		} else if (rc != -1) {
 			log_info("finishing an interrupted delete of %s: %s",
 			         log_path(t.paths[i], p, sizeof(p)),
 			         log_path(msg, m, sizeof(m)));
@@ -1994,7 +2027,7 @@ sync_finish_trash(struct sync *s, struct err *e)
 	}
 	free(t.paths);
 	free(t.dirs);
-	return rc == -1 ? -1 : 0;
+	return rc;
 }
 
 /* The start-up's work, once the root is the mirrored folder. */
@@ -2276,25 +2309,34 @@ sync_count_row(const char *name, const void *value, size_t len, void *arg)
 static int
 sync_state_error(struct sync *s, const struct err *e)
 {
-	uint64_t queued;
+	char why[700];
 
 	if (strcmp(e->code, "SQLITE_FULL") != 0 &&
 	    strcmp(e->code, "SQLITE_READONLY") != 0 && e->sys_errno != ENOSPC &&
 	    e->sys_errno != EDQUOT && e->sys_errno != EROFS)
 		return 0;
+	snprintf(why, sizeof(why), "the state database cannot be written (%s)",
+	         e->message);
+	sync_space_blocked(s, why);
+	return 1;
+}
+
+/* The disk-full state: said once; work waits until the probe succeeds. */
+static void
+sync_space_blocked(struct sync *s, const char *why)
+{
+	uint64_t queued = s->settling.n + s->ready.n;
+
 	if (s->disk_full)
-		return 1;
+		return;
 	s->disk_full = 1;
 	s->disk_since_ms = s->disk_told_ms = loop_now_ms();
 	snprintf(s->disk_why, sizeof(s->disk_why),
-	         "the state database cannot be written (%s): work waits, "
-	         "nothing is lost, and it resumes by itself when there is "
-	         "space",
-	         e->message);
-	queued = s->settling.n + s->ready.n;
+	         "%s: work waits, nothing is lost, and it resumes by itself "
+	         "when there is space (or the file system is writable) again",
+	         why);
 	log_error("%s (%" PRIu64 " files waiting)", s->disk_why, queued);
 	loop_timer_set(s->disk_timer, SYNC_DISK_CHECK_MS);
-	return 1;
 }
 
 /* A probe write: space again? */
@@ -2311,7 +2353,8 @@ sync_on_disk_timer(void *arg)
 	err_clear(&e);
 	if (state_meta_put(s->state, "space_probe", now, strlen(now), &e) ==
 	        -1 ||
-	    state_meta_delete(s->state, "space_probe", &e) == -1) {
+	    state_meta_delete(s->state, "space_probe", &e) == -1 ||
+	    sync_finish_trash(s, &e) != 0) {
 		if (loop_now_ms() - s->disk_told_ms >= SYNC_DISK_REMIND_MS) {
 			s->disk_told_ms = loop_now_ms();
 			log_error("still waiting for space: %s (%" PRIu64
@@ -2790,7 +2833,7 @@ sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
 {
 	struct trash_move *m;
 	const char *base;
-	int dfd, rc;
+	int dfd, rc, saved;
 
 	snprintf(msg, msglen, "no local file");
 	dfd = sync_open_parent(s, path, &base);
@@ -2800,6 +2843,8 @@ sync_trash(struct sync *s, const char *path, const char *trash, char *msg,
 	if (m == NULL)
 		return rc;
 	rc = trash_move_step(m, 0, msg, msglen);
+	saved = errno;
 	trash_move_free(m);
+	errno = saved;
 	return rc == 1 ? 0 : -1;
 }

@@ -125,6 +125,10 @@ trash_copy_open(struct trash_move *m)
 {
 	int tries;
 
+	/* A read-only file system: the original could not be unlinked after
+	 * the copy, which would only leave a copy more each time. */
+	if (faccessat(m->dfd, ".", W_OK, AT_EACCESS) == -1 && errno == EROFS)
+		return -1;
 	m->in = openat(m->dfd, m->base,
 	               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (m->in == -1)
@@ -205,6 +209,7 @@ trash_move_start(int dfd, const char *base, const char *trash, const char *path,
 {
 	struct trash_move *m;
 	struct stat st;
+	int saved;
 
 	*rc = 0;
 	snprintf(msg, msglen, "no local file");
@@ -241,7 +246,9 @@ trash_move_start(int dfd, const char *base, const char *trash, const char *path,
 	if (m->trashfd != -1 && errno == EXDEV && trash_copy_open(m) == 0)
 		return m;
 	*rc = trash_fail(m, msg, msglen);
+	saved = errno;
 	trash_move_free(m);
+	errno = saved;
 	return NULL;
 }
 
@@ -282,6 +289,7 @@ trash_move_step(struct trash_move *m, size_t budget, char *msg, size_t msglen)
 		         "copied to %s/%s, but the local file changed while it "
 		         "was copied: the new version stays",
 		         m->trash, m->dst.data);
+		errno = 0;
 		return -1;
 	}
 	if (unlinkat(m->dfd, m->base, 0) == -1) {

@@ -33,7 +33,8 @@ struct trash_move *trash_move_start(int dfd, const char *base,
                                     const char *trash, const char *path,
                                     char *msg, size_t msglen, int *rc);
 /* Copies up to budget bytes (0: all); 0 when there is more, 1 done and -1
- * failed (msg says where or why). */
+ * failed (msg says where or why; errno too, or 0 when the file changed
+ * during the copy). trash_move_start's -1 leaves errno set likewise. */
 int trash_move_step(struct trash_move *m, size_t budget, char *msg,
                     size_t msglen);
 /* Frees a move; one that did not finish leaves the file where it was and
