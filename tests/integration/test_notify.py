@@ -87,3 +87,49 @@ class Notify(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NotifyStates(unittest.TestCase):
+    """The states an operator must see in `systemctl status`: held
+    deletions, then a root that is not the mirrored one."""
+
+    def test_status_says_deletions_held_and_root_lost(self):
+        d = Daemon(testbed.auth_bed())
+        self.addCleanup(d.close)
+        sock_path = str(d.dir / "notify.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        srv.bind(sock_path)
+        self.addCleanup(srv.close)
+        srv.settimeout(0.2)
+        files = {}
+        for i in range(30):
+            files[f"f{i}.png"] = make(f"f{i}.png", 2, 2, str(i).encode())[0]
+            (d.root / f"f{i}.png").write_bytes(files[f"f{i}.png"])
+        d.extra_env = {"NOTIFY_SOCKET": sock_path}
+        d.start()
+        d.wait_mirror(60, local=files)
+        got: list[str] = []
+
+        def until(pattern: str, timeout: float = 20) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    got.extend(srv.recv(4096).decode().splitlines())
+                except socket.timeout:
+                    pass
+                for g in got:
+                    if g.startswith("STATUS=") and pattern in g:
+                        return g
+            self.fail(f"no STATUS with {pattern!r} within {timeout}s; got {got}")
+
+        for i in range(25):
+            (d.root / f"f{i}.png").unlink()
+        until("; 25 deletions held (imgsyncctl deletions)")
+        got.clear()
+        d.root.rename(d.dir / "away")
+        d.root.mkdir()
+        line = until("STATUS=root lost: ")
+        self.assertIn("nothing is uploaded or deleted", line)
+        self.assertEqual(len(d.remote_objects()), 30)
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(20), 0)

@@ -173,6 +173,21 @@ class RootGuard(unittest.TestCase):
         self.assertNotEqual(self.status()["state"], "root-lost")
         self.assertEqual(self.d.stop(), 0)
 
+    def test_read_only_root_says_what_to_do(self):
+        """A first start on a root it cannot write: no marker, and the log
+        gives the command that makes one."""
+        self.unmount()
+        run("mount", "-o", "remount,ro", str(self.disk))
+        self.addCleanup(subprocess.run, ["mount", "-o", "remount,rw", str(self.disk)],
+                        timeout=60)
+        self.mount()
+        proc = self.d.once(120)
+        self.assertEqual(proc.returncode, 0, self.d.log()[-2000:])
+        self.assertIn("cannot write the marker", self.d.log())
+        self.assertRegex(self.d.log(), r"create it as root: printf 'imgsync-root [0-9a-f]{32}"
+                         r"\\n' > .*/\.imgsync-root")
+        self.assertFalse((self.d.root / ".imgsync-root").exists())
+
     def test_adopt_root_starts_over_on_purpose(self):
         self.synced()
         self.unmount()
