@@ -2010,8 +2010,9 @@ sync_finish_trash(struct sync *s, struct err *e)
 			free(t.dirs[i]);
 			continue;
 		}
-		if (rc != -1 && sync_trash(s, t.paths[i], t.dirs[i], msg,
-		                           sizeof(msg)) == -1 &&
+		if (rc != -1 &&
+		    sync_trash(s, t.paths[i], t.dirs[i], msg, sizeof(msg)) ==
+		        -1 &&
 		    space_errno(errno)) {
 			/* Kept: tried again when there is space. */
 			sync_space_blocked(s, msg);
