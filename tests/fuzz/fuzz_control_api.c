@@ -21,7 +21,7 @@
 #include "control_api.h"
 #include "text.h"
 
-#define NROUTES 11
+#define NROUTES 15
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,12 +37,25 @@ static const char *const methods[8] = {
 
 /* What the route table says: (path, method) for each route. */
 static const char *const route_method[NROUTES] = {
-    "GET",  "POST", "DELETE", "POST", "GET",  "GET",
-    "POST", "POST", "POST",   "GET",  "POST",
+    "GET",  "POST", "DELETE", "POST", "GET",  "GET",  "POST", "POST",
+    "POST", "GET",  "POST",   "GET",  "POST", "POST", "GET",
 };
 static const char *const route_path[NROUTES] = {
-    "/getall", "/getitem", "/delete", "/upload", "/status", "/metrics",
-    "/rescan", "/pause",   "/resume", "/failed", "/retry",
+    "/getall",
+    "/getitem",
+    "/delete",
+    "/upload",
+    "/status",
+    "/metrics",
+    "/rescan",
+    "/pause",
+    "/resume",
+    "/failed",
+    "/retry",
+    "/deletions",
+    "/deletions/confirm",
+    "/verify",
+    "/verify/status",
 };
 
 struct input {
