@@ -368,9 +368,10 @@ static int
 local_row(const struct state_file *f, void *arg)
 {
 	struct verify *v = arg;
+	const char *base;
 	struct stat st;
 	struct buf key;
-	int present;
+	int present, dfd;
 
 	if (strncmp(f->path, v->fileprefix, strlen(v->fileprefix)) != 0)
 		return 0;
@@ -379,8 +380,13 @@ local_row(const struct state_file *f, void *arg)
 		buf_puts(&key, f->key);
 	else
 		path_key(v, f->path, &key);
-	present = fstatat(v->rootfd, f->path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	/* Present: a regular file, reached without a symlink on the way. */
+	dfd = beneath_open_parent(v->rootfd, f->path, 0, 0, &base);
+	present = dfd != -1 &&
+	          fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	          S_ISREG(st.st_mode);
+	if (dfd != -1)
+		close(dfd);
 	if (buf_cstr(&key) != NULL &&
 	    db_run(v, "INSERT OR REPLACE INTO loc VALUES (?, ?, ?, ?, 1, ?, ?)",
 	           "tbitii", key.data, f->path, (int)f->path_len,
