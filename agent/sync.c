@@ -84,6 +84,7 @@ struct run {
 	uint64_t hashed;
 	struct state_file old; /* the row before (rename: of the old path) */
 	int have_old;
+	int rechecked; /* a conditional delete's 412 was looked at */
 	int64_t intent;
 	enum upload_step step; /* between prepare and send */
 	struct job *next_hashing;
@@ -1373,6 +1374,9 @@ job_upload_send(struct job *j, enum upload_step step)
 
 /* --- delete: item, then object ----------------------------------------- */
 
+static void job_on_delete_head(const struct s3_result *res, const struct err *e,
+                               void *arg);
+
 static void
 job_on_delete_object(const struct s3_result *res, const struct err *e,
                      void *arg)
@@ -1383,6 +1387,15 @@ job_on_delete_object(const struct s3_result *res, const struct err *e,
 	char p[256];
 
 	(void)res;
+	if (e != NULL && e->http_status == 412 && !j->run->rechecked) {
+		/* Not the recorded version: whose is it? */
+		j->run->rechecked = 1;
+		err_clear(&se);
+		if (s3_head_object(s->s3, j->run->key, job_on_delete_head, j,
+		                   &se) == -1)
+			job_fail(j, "HeadObject: %s", se.message);
+		return;
+	}
 	if (e != NULL && e->http_status == 412) {
 		log_warnx("%s: not deleted from the bucket: another writer "
 		          "replaced the object since imgsync uploaded it (its "
@@ -1403,6 +1416,42 @@ job_on_delete_object(const struct s3_result *res, const struct err *e,
 	if (s->summary != NULL)
 		summary_touch(s->summary);
 	job_finish(j, 1);
+}
+
+/*
+ * After a 412, the object is not the version the state database recorded.
+ * One that imgsync wrote (it carries x-amz-meta-sha256: a crash between an
+ * upload and its row leaves the row's ETag behind) is deleted as the
+ * version it is now; another writer's is left alone (logged).
+ */
+static void
+job_on_delete_head(const struct s3_result *res, const struct err *e, void *arg)
+{
+	struct job *j = arg;
+	struct err se;
+	char p[256];
+
+	if (e != NULL && e->http_status == 404) { /* gone meanwhile */
+		job_on_delete_object(NULL, NULL, j);
+		return;
+	}
+	if (e != NULL) {
+		job_net_error(j, "HeadObject", e);
+		return;
+	}
+	if (res->sha256_meta[0] == '\0') {
+		log_warnx("%s: not deleted from the bucket: another writer "
+		          "replaced the object since imgsync uploaded it (its "
+		          "ETag is no longer %s); it is left alone",
+		          log_path(j->run->key, p, sizeof(p)),
+		          j->run->old.etag);
+		job_on_delete_object(NULL, NULL, j);
+		return;
+	}
+	err_clear(&se);
+	if (s3_delete_object(j->sync->s3, j->run->key, res->etag,
+	                     job_on_delete_object, j, &se) == -1)
+		job_fail(j, "DeleteObject: %s", se.message);
 }
 
 /* An item was deleted (e NULL): its object goes next (invariant 1), for a

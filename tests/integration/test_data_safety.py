@@ -1,7 +1,8 @@
 """Deletes only what it uploaded, and a changed file is always uploaded
 (issue 10): a remote delete is conditional on the ETag imgsync recorded
 (S3 If-Match), so an object another writer replaced is left alone (412,
-logged); content changed with its size and mtime put back is found by its
+logged), while one imgsync itself wrote after its row (a crash between the
+two) is still deleted; content changed with its size and mtime put back is found by its
 ctime, while the daemon runs and at start-up.
 """
 
@@ -47,6 +48,24 @@ class DataSafety(unittest.TestCase):
         body = d.bed.s3().get_object(Bucket=d.bucket, Key="a.png")["Body"].read()
         self.assertEqual(body, theirs)
         self.assertIn("another writer replaced the object", d.log())
+        self.assertEqual(d.stop(), 0)
+
+    def test_object_imgsync_wrote_after_its_row_is_still_deleted(self):
+        """A crash between an upload and its row leaves the row's ETag
+        behind: the object (with imgsync's x-amz-meta-sha256) is ours and
+        the delete still removes it (found by test_daemon's SIGKILL test)."""
+        d = self.daemon()
+        data, _ = make("a.png", 3, 3, b"a")
+        (d.root / "a.png").write_bytes(data)
+        d.start()
+        d.wait_mirror(60, local={"a.png": data})
+        newer = data + b"newer"
+        d.bed.s3().put_object(Bucket=d.bucket, Key="a.png", Body=newer,
+                              Metadata={"sha256": sha(newer)})
+        (d.root / "a.png").unlink()
+        wait_until(lambda: "a.png" not in d.remote_objects() and
+                   "a.png" not in d.remote_items(), 30, what="the delete")
+        self.assertNotIn("another writer replaced", d.log())
         self.assertEqual(d.stop(), 0)
 
     def restore_size_and_mtime(self, p, salt: bytes) -> bytes:
