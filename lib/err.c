@@ -70,6 +70,10 @@ err_kind_name(enum err_kind kind)
 		return "cancelled";
 	case ERR_INVALID:
 		return "invalid";
+	case ERR_STATE:
+		return "state";
+	case ERR_NAME:
+		return "name";
 	}
 	return "unknown";
 }
