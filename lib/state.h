@@ -1,7 +1,8 @@
 /*
  * state: the daemon's state database (SQLite, WAL): the index of what was
- * synced (`files`), the operations in progress (`intents`) and a small
- * key/value table (`meta`).
+ * synced (`files`, lib/state_files.c), the operations in progress
+ * (`intents`, lib/state_intents.c) and a small key/value table (`meta`,
+ * lib/state_meta.c); lib/state.c opens it and runs the batches.
  *
  * Paths are relative to the watch root and are arbitrary bytes (invalid
  * UTF-8, newlines, '%', '*' ... all kept exactly): every path argument is
@@ -17,9 +18,14 @@
  * one fsync per batch, whatever it holds. state_file_synced is not.
  *
  * Every function that can fail returns -1 (or NULL) and fills the caller's
- * struct err: ERR_INVALID for a bad argument, ERR_SYS for a database error
- * with "state: <db path>: <sqlite message>", code = "SQLITE_<NAME>" and
- * sys_errno = the OS error behind it, if any.
+ * struct err with "state: <db path>: ...": ERR_INVALID for a bad argument;
+ * for a database error "<sqlite message>", code = "SQLITE_<NAME>",
+ * sys_errno = the OS error behind it, if any, and kind ERR_SYS when the
+ * file beneath the database failed (SQLITE_FULL, _IOERR, _CANTOPEN,
+ * _READONLY, _PERM, _NOLFS, _NOTADB: full, unwritable, not a database),
+ * ERR_DB when the database itself did (busy, corrupt, a constraint, a
+ * file that is another program's database or from a newer imgsync). Out
+ * of memory is ERR_SYS with sys_errno ENOMEM.
  *
  * Strings and paths passed in are borrowed. Structs filled by state_*_get
  * own their memory: release them with the matching *_cleanup. Structs passed
@@ -100,24 +106,6 @@ int state_file_fail(struct state *s, const char *path, size_t len,
 /* 0 also when there was no such row. */
 int state_file_delete(struct state *s, const char *path, size_t len,
                       struct err *e);
-/*
- * Moves one row to a new path and key, replacing any row at the new path.
- * 1 moved, 0 no row at the old path, -1 error.
- */
-int state_file_rename(struct state *s, const char *oldp, size_t oldlen,
-                      const char *newp, size_t newlen, const char *new_key,
-                      struct err *e);
-/*
- * A directory was renamed: every row under oldp/ moves to newp/ (rows
- * already there are replaced) and its key becomes new_key_dir + "/" + the
- * rest of the path. A row at oldp itself is not touched. *moved (may be
- * NULL) gets the number of rows moved. Renaming a directory into itself or
- * onto one of its parents is ERR_INVALID.
- */
-int state_dir_rename(struct state *s, const char *oldp, size_t oldlen,
-                     const char *newp, size_t newlen, const char *new_key_dir,
-                     size_t *moved, struct err *e);
-
 /*
  * The walks call cb for each row, ordered by path (bytewise). A non-zero
  * return from cb stops the walk. They return 0 when the walk completed,
