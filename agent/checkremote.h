@@ -45,8 +45,9 @@ struct checkremote_target {
 	const char *region;
 };
 
-/* Classifies e (a failed call to t) and writes a sentence for the operator
- * into msg: what is wrong and which setting to look at. */
+/* What e (a failed call to t), as err_classify() sorts it, says about the
+ * set-up; a sentence for the operator into msg: what is wrong and which
+ * setting to look at. */
 enum checkremote_problem checkremote_explain(const struct checkremote_target *t,
                                              const struct err *e, char *msg,
                                              size_t msglen);

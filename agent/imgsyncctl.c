@@ -16,7 +16,13 @@
  *
  * Exit codes: 0 done; 1 the daemon answered with an error (its "error"
  * message goes to stderr) or an answer that makes no sense; 2 usage; 3 the
- * daemon cannot be reached, with what to check.
+ * daemon cannot be reached, with what to check (what a failed connect
+ * means comes from lib/errclass, as every error's does).
+ *
+ * Over 600 lines, one file still: a one-shot program whose parts (the
+ * usage text, one request function, a table of commands a screen each,
+ * the option parser) are read top to bottom, and whose text back end is
+ * ctl_output.c already.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -35,6 +41,8 @@
 #include "buf.h"
 #include "ctl_output.h"
 #include "err.h"
+#include "errclass.h"
+#include "item.h"
 #include "text.h"
 
 #define SOCKET_DEFAULT "/run/imgsync/imgsync.sock"
@@ -155,54 +163,61 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* curl says only "couldn't connect"; connect's errno and the socket file
- * say what the operator should check. */
+/* curl says only "couldn't connect". Connect's errno, or what the socket
+ * file says when connect gave none, make it an error lib/errclass sorts
+ * as it sorts every other: no socket, not ours, not a socket, or nobody
+ * listening. */
 static void
 explain_connect(const char *path, long os_errno)
 {
 	struct stat st;
-	int errnum = (int)os_errno;
+	struct err e;
 
+	err_clear(&e);
+	e.kind = ERR_NET;
+	e.curl_code = CURLE_COULDNT_CONNECT;
+	e.sys_errno = (int)os_errno;
 	if (stat(path, &st) == -1) {
 		if (errno == EACCES)
-			errnum = EACCES;
-		else if (errnum == 0 || errnum == ECONNREFUSED)
-			errnum = ENOENT;
+			e.sys_errno = EACCES;
+		else if (e.sys_errno == 0 || e.sys_errno == ECONNREFUSED)
+			e.sys_errno = ENOENT;
 	} else if (!S_ISSOCK(st.st_mode)) {
-		fprintf(stderr,
-		        "imgsyncctl: %s is not a socket (set -s or "
-		        "control.socket)\n",
-		        path);
-		return;
-	} else if (errnum == 0 && access(path, R_OK | W_OK) == -1 &&
+		e.sys_errno = ENOTSOCK;
+	} else if (e.sys_errno == 0 && access(path, R_OK | W_OK) == -1 &&
 	           errno == EACCES) {
-		errnum = EACCES;
+		e.sys_errno = EACCES;
 	}
-	switch (errnum) {
-	case ENOENT:
-	case ENOTDIR:
+	switch (err_classify(&e)) {
+	case ERRC_MISSING:
 		fprintf(stderr,
 		        "imgsyncctl: is imgsyncd running? no socket at %s "
 		        "(set -s or control.socket)\n",
 		        path);
 		break;
-	case EACCES:
-	case EPERM:
+	case ERRC_ACCESS:
 		fprintf(stderr,
 		        "imgsyncctl: permission denied on %s: are you in the "
 		        "socket's group (imgsync)?\n",
 		        path);
 		break;
-	case 0:
-	case ECONNREFUSED:
+	case ERRC_CONFIG:
 		fprintf(stderr,
-		        "imgsyncctl: nobody listening on %s: is imgsyncd "
-		        "running?\n",
+		        "imgsyncctl: %s is not a socket (set -s or "
+		        "control.socket)\n",
 		        path);
 		break;
 	default:
-		fprintf(stderr, "imgsyncctl: cannot connect to %s: %s\n", path,
-		        strerror(errnum));
+		if (e.sys_errno == 0 || e.sys_errno == ECONNREFUSED)
+			fprintf(stderr,
+			        "imgsyncctl: nobody listening on %s: is "
+			        "imgsyncd running?\n",
+			        path);
+		else
+			fprintf(stderr,
+			        "imgsyncctl: cannot connect to %s: %s\n", path,
+			        strerror(e.sys_errno));
+		break;
 	}
 }
 
@@ -424,7 +439,7 @@ run_simple(struct ctl *c, const struct command *cmd, char **args)
 		if (!text_utf8_valid(args[0], strlen(args[0])))
 			return usage_error("NAME is not valid UTF-8 (S3 keys "
 			                   "are UTF-8)");
-		j = json_pack("{s:s}", "FileName", args[0]);
+		j = json_pack("{s:s}", ITEM_FILENAME, args[0]);
 		body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (body == NULL) {

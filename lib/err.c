@@ -70,7 +70,7 @@ err_kind_name(enum err_kind kind)
 		return "cancelled";
 	case ERR_INVALID:
 		return "invalid";
-	case ERR_STATE:
+	case ERR_DB:
 		return "state";
 	case ERR_NAME:
 		return "name";

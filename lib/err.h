@@ -19,7 +19,7 @@ enum err_kind {
 	ERR_CREDS,   /* no usable credentials */
 	ERR_CANCEL,  /* cancelled (shutdown) */
 	ERR_INVALID, /* a caller's argument is invalid */
-	ERR_STATE,   /* the state database failed (code: SQLITE_*) */
+	ERR_DB,      /* the state database failed (code: SQLITE_*) */
 	ERR_NAME,    /* a file name that cannot be mirrored (a key) */
 };
 

@@ -1,108 +1,27 @@
+/*
+ * retry: the AWS "standard" retry policy's arithmetic: which classes of
+ * error (lib/errclass.c) are tried again, full-jitter backoff, and the
+ * clock skew read from a server's Date header.
+ */
 #include "retry.h"
 
 #include <curl/curl.h>
-#include <string.h>
 
-static const char *const throttle_codes[] = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "EC2ThrottledException",
-};
+#include "errclass.h"
 
-static const char *const transient_codes[] = {
-    "RequestTimeout",          "RequestTimeoutException",
-    "PriorRequestNotComplete", "InternalError",
-    "InternalFailure",         "InternalServerError",
-    "ServiceUnavailable",      "InternalServerErrorException",
-};
-
-static const char *const skew_codes[] = {
-    "RequestTimeTooSkewed",
-    "RequestExpired",
-    "RequestInTheFuture",
-};
-
-static const char *const creds_codes[] = {
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidToken",
-    "TokenRefreshRequired",
-};
-
-static int
-retry_in(const char *code, const char *const *list, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(code, list[i]) == 0)
-			return 1;
-	return 0;
-}
-
-#define IN(code, list) retry_in(code, list, sizeof(list) / sizeof(list[0]))
-
-static enum retry_class
-retry_classify_net(int curl_code)
-{
-	switch ((CURLcode)curl_code) {
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-	case CURLE_NOT_BUILT_IN:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_READ_ERROR:
-	case CURLE_ABORTED_BY_CALLBACK:
-		return RETRY_NO;
-	default:
-		return RETRY_TRANSIENT;
-	}
-}
-
+/* What the error means is errclass's to say; this is what it leads to. */
 enum retry_class
 retry_classify(const struct err *e)
 {
-	if (e == NULL)
-		return RETRY_NO;
-	switch (e->kind) {
-	case ERR_NET:
-		return retry_classify_net(e->curl_code);
-	case ERR_HTTP:
-		break;
-	default:
-		return RETRY_NO;
-	}
-	if (IN(e->code, skew_codes))
-		return RETRY_SKEW;
-	/* DynamoDB and others say it this way. */
-	if ((strcmp(e->code, "InvalidSignatureException") == 0 ||
-	     strcmp(e->code, "AuthFailure") == 0) &&
-	    strstr(e->message, "Signature expired") != NULL)
-		return RETRY_SKEW;
-	if (IN(e->code, creds_codes))
-		return RETRY_CREDS;
-	if (IN(e->code, throttle_codes) || e->http_status == 429)
+	switch (err_classify(e)) {
+	case ERRC_TRANSIENT:
+		return RETRY_TRANSIENT;
+	case ERRC_THROTTLE:
 		return RETRY_THROTTLE;
-	if (IN(e->code, transient_codes))
-		return RETRY_TRANSIENT;
-	switch (e->http_status) {
-	case 500:
-	case 502:
-	case 503:
-	case 504:
-		return RETRY_TRANSIENT;
+	case ERRC_SKEW:
+		return RETRY_SKEW;
+	case ERRC_EXPIRED:
+		return RETRY_CREDS;
 	default:
 		return RETRY_NO;
 	}

@@ -2,7 +2,8 @@
  * retry: the one place that decides whether a failed AWS call is tried again
  * and how long to wait first (the AWS SDKs' "standard" policy: transient and
  * throttling errors retry with full-jitter exponential backoff up to a cap;
- * a skewed clock is corrected from the server's Date header).
+ * a skewed clock is corrected from the server's Date header). What an error
+ * is, it takes from lib/errclass.h.
  */
 #ifndef IMGSYNC_RETRY_H
 #define IMGSYNC_RETRY_H
@@ -26,6 +27,7 @@ struct retry_policy {
 	uint64_t max_ms;           /* cap; 0: 20000 */
 };
 
+/* err_classify(e) as what the AWS client does next. */
 enum retry_class retry_classify(const struct err *e);
 const char *retry_class_name(enum retry_class c);
 
