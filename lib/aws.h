@@ -4,6 +4,12 @@
  * signs with SigV4 at every attempt (so a retry after a clock-skew correction
  * or a credential refresh is signed afresh), parses the service's error body
  * and asks retry.c whether and when to try again.
+ *
+ * A client talks to one service. What differs between services, how the
+ * path is signed and what an error body looks like, is set by the module
+ * that speaks the service's protocol (s3_new, dynamo_new), with
+ * aws_client_set_protocol; the caller names only the service, region and
+ * endpoint. Each client keeps its own signer cache (sigv4.h).
  */
 #ifndef IMGSYNC_AWS_H
 #define IMGSYNC_AWS_H
@@ -35,9 +41,7 @@ typedef void (*aws_retry_cb)(const struct err *e, enum retry_class c,
 struct aws_client_opts {
 	const char *service; /* signing name: "s3", "dynamodb" */
 	const char *region;
-	const char *endpoint; /* "http[s]://host[:port]"; "" = AWS's own */
-	enum sigv4_mode mode;
-	aws_error_parser parse_error;
+	const char *endpoint;  /* "http[s]://host[:port]"; "" = AWS's own */
 	unsigned max_attempts; /* 0: retry forever */
 	struct retry_policy retry;
 	aws_retry_cb on_retry;
@@ -91,6 +95,13 @@ struct aws_client *aws_client_new(struct loop *l, struct http *h,
                                   struct err *e);
 /* Cancels every call still running (their callbacks fire) and frees. */
 void aws_client_free(struct aws_client *c);
+
+/* The service's protocol: how its paths are signed (SIGV4_S3 also sends
+ * x-amz-content-sha256) and how its error bodies read (NULL: by status
+ * alone). A new client signs SIGV4_GENERIC and parses no body. Called by
+ * the service's module when it takes the client, before any call. */
+void aws_client_set_protocol(struct aws_client *c, enum sigv4_mode mode,
+                             aws_error_parser parse_error);
 
 /* Everything in req is copied except the body. */
 struct aws_call *aws_send(struct aws_client *c, const struct aws_request *req,

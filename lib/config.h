@@ -44,7 +44,7 @@ struct config_watch {
 struct config_s3 {
 	char *bucket;    /* required */
 	char *prefix;    /* "" or a key prefix not starting with '/' */
-	char *region;    /* "": from the environment, see creds_region() */
+	char *region;    /* "": from the environment, see awsconfig_region() */
 	char *endpoint;  /* "": AWS's own; else http:// or https:// URL */
 	bool path_style; /* default false */
 	int multipart_threshold_mb; /* 5..5120, default 16 */

@@ -20,6 +20,9 @@
  * that exists in neither file, a container endpoint that fails or answers
  * nonsense. Only one of the two environment keys set is skipped, as the SDKs
  * do. Secrets never appear in an error message.
+ *
+ * The region and endpoints, read from the same files and environment, are
+ * awsconfig.h's: they are not credentials.
  */
 #ifndef IMGSYNC_CREDS_H
 #define IMGSYNC_CREDS_H
@@ -79,19 +82,5 @@ int creds_provider_get(struct creds_provider *p, struct creds *out);
  * cached for creds_provider_get. */
 int creds_provider_resolve(struct creds_provider *p, creds_done_cb cb,
                            void *arg, struct err *e);
-
-/* Region and endpoints, as the SDKs read them. Each returns the value in
- * out (possibly "") and never fails. service is "s3" or "dynamodb".
- * creds_region: configured, else AWS_REGION, else AWS_DEFAULT_REGION, else
- * region= of the profile ($AWS_PROFILE or "default") in the config file,
- * else "us-east-1". creds_region_profile reads the given profile instead
- * (NULL or "": as creds_region). creds_endpoint: configured, else
- * AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (both ignored when
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else "" (AWS's own). */
-void creds_region(const char *configured, char *out, size_t outlen);
-void creds_region_profile(const char *configured, const char *profile,
-                          char *out, size_t outlen);
-void creds_endpoint(const char *service, const char *configured, char *out,
-                    size_t outlen);
 
 #endif

@@ -39,6 +39,7 @@ dynamo_new(struct loop *l, struct aws_client *client, struct err *e)
 	}
 	d->loop = l;
 	d->client = client;
+	aws_client_set_protocol(client, SIGV4_GENERIC, dynamo_parse_error);
 	d->rng = (uint64_t)(uintptr_t)d ^ 0x5851f42d4c957f2dull;
 	return d;
 }
@@ -416,21 +417,9 @@ dynamo_n(long long n)
 	return json_pack("{s:s}", "N", tmp);
 }
 
-static const char *
-dynamo_get(json_t *item, const char *name, const char *type)
-{
-	return json_string_value(
-	    json_object_get(json_object_get(item, name), type));
-}
-
 const char *
 dynamo_get_s(json_t *item, const char *name)
 {
-	return dynamo_get(item, name, "S");
-}
-
-const char *
-dynamo_get_n(json_t *item, const char *name)
-{
-	return dynamo_get(item, name, "N");
+	return json_string_value(
+	    json_object_get(json_object_get(item, name), "S"));
 }

@@ -18,7 +18,9 @@ struct dynamo;
  * once. */
 typedef void (*dynamo_done_cb)(json_t *resp, const struct err *e, void *arg);
 
-/* l and client are borrowed. */
+/* l and client (an aws_client for the "dynamodb" service) are borrowed;
+ * dynamo_new sets the client's protocol: generic path signing and
+ * dynamo_parse_error. */
 struct dynamo *dynamo_new(struct loop *l, struct aws_client *client,
                           struct err *e);
 void dynamo_free(struct dynamo *d);
@@ -57,8 +59,7 @@ int dynamo_parse_error(const struct http_response *resp, struct err *e);
 /* {"S": s} and {"N": "n"}: new references. */
 json_t *dynamo_s(const char *s);
 json_t *dynamo_n(long long n);
-/* The string inside attr["S"] or attr["N"] of item[name], or NULL. */
+/* The string inside attr["S"] of item[name], or NULL. */
 const char *dynamo_get_s(json_t *item, const char *name);
-const char *dynamo_get_n(json_t *item, const char *name);
 
 #endif

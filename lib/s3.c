@@ -1,57 +1,18 @@
-#include "s3.h"
+/*
+ * s3: the S3 client object, what S3's error bodies mean, and the calls that
+ * are one request each: PutObject, DeleteObject, HeadObject, CopyObject,
+ * AbortMultipartUpload, GetBucketVersioning. ListObjectsV2 is s3_list.c,
+ * the upload of a file (one PUT, or in parts) s3_upload.c; both stand on
+ * this file's struct s3_op and request helpers, and nothing here calls
+ * them.
+ */
+#include "s3_impl.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "buf.h"
-#include "imagemeta.h"
-#include "text.h"
-#include "xml.h"
-
-#define S3_MIB (1024u * 1024u)
-#define S3_MAX_PARTS 10000u
-
-struct s3 {
-	struct aws_client *client;
-	char *bucket;
-	int path_style;
-	uint64_t threshold;
-	uint64_t part_size;
-	unsigned parts_in_flight;
-};
-
-struct s3_op;
-
-struct s3_part {
-	struct s3_op *op;
-	unsigned number; /* 1-based */
-	char etag[80];
-};
-
-struct s3_op {
-	struct s3 *s;
-	s3_done_cb cb;
-	void *arg;
-	struct s3_result r;
-	struct buf path;
-	/* multipart */
-	struct s3_body body;
-	char *upload_id;
-	struct s3_part *parts;
-	unsigned nparts;
-	unsigned next_part;
-	unsigned parts_done;
-	unsigned inflight;
-	int failed;
-	struct err first_err;
-	struct buf xml;
-};
-
-static struct s3_op *
+struct s3_op *
 s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
           struct err *e)
 {
@@ -80,7 +41,7 @@ s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 	return op;
 }
 
-static void
+void
 s3_op_free(struct s3_op *op)
 {
 	size_t i;
@@ -96,7 +57,7 @@ s3_op_free(struct s3_op *op)
 	free(op);
 }
 
-static void
+void
 s3_op_finish(struct s3_op *op, const struct err *e)
 {
 	op->cb(e == NULL ? &op->r : NULL, e, op->arg);
@@ -119,6 +80,7 @@ s3_new(struct aws_client *client, const struct s3_opts *opts, struct err *e)
 		return NULL;
 	}
 	s->client = client;
+	aws_client_set_protocol(client, SIGV4_S3, s3_parse_error);
 	s->path_style = opts->path_style;
 	s->threshold = opts->multipart_threshold ? opts->multipart_threshold
 	                                         : 16u * S3_MIB;
@@ -138,12 +100,6 @@ s3_free(struct s3 *s)
 	free(s);
 }
 
-const char *
-s3_bucket(const struct s3 *s)
-{
-	return s->bucket;
-}
-
 struct aws_client *
 s3_client(const struct s3 *s)
 {
@@ -152,7 +108,7 @@ s3_client(const struct s3 *s)
 
 /* --- errors ------------------------------------------------------------ */
 
-static void
+void
 s3_copy_text(char *dst, size_t dstlen, const char *text, size_t len)
 {
 	if (len >= dstlen)
@@ -219,7 +175,7 @@ s3_etag_from(struct s3_op *op, struct http_response *resp)
 	                           sizeof(op->r.etag));
 }
 
-static int
+int
 s3_send(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
         struct err *e)
 {
@@ -227,6 +183,17 @@ s3_send(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
 
 	r.path = op->path.data;
 	return aws_send(op->s->client, &r, cb, op, e) != NULL ? 0 : -1;
+}
+
+/* A call's first request: the op is freed when it cannot be sent. */
+int
+s3_start(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
+         struct err *e)
+{
+	if (s3_send(op, req, cb, e) == 0)
+		return 0;
+	s3_op_free(op);
+	return -1;
 }
 
 static void
@@ -244,7 +211,7 @@ s3_on_simple(struct http_response *resp, const struct err *e, void *arg)
 }
 
 /* Fills the request's common fields: method, bucket host, no body. */
-static void
+void
 s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
             char *host_prefix, size_t hplen)
 {
@@ -258,7 +225,7 @@ s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
 }
 
 /* Content-Type and x-amz-meta-* as signed headers; names into names[]. */
-static size_t
+size_t
 s3_meta_headers(struct sigv4_kv *h, size_t n, const char *content_type,
                 const struct s3_meta *meta, size_t nmeta, struct buf *names)
 {
@@ -322,11 +289,9 @@ s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
 	}
 	req.payload_hash = body->sha256;
 	req.max_response = 64 * 1024;
-	rc = s3_send(op, &req, s3_on_simple, e);
+	rc = s3_start(op, &req, s3_on_simple, e);
 	buf_cleanup(&names);
 	free(h);
-	if (rc == -1)
-		s3_op_free(op);
 	return rc;
 }
 
@@ -347,11 +312,7 @@ s3_delete_object(struct s3 *s, const char *key, const char *if_match,
 		req.headers = h;
 		req.nheaders = 1;
 	}
-	if (s3_send(op, &req, s3_on_simple, e) == -1) {
-		s3_op_free(op);
-		return -1;
-	}
-	return 0;
+	return s3_start(op, &req, s3_on_simple, e);
 }
 
 static void
@@ -387,11 +348,7 @@ s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 	if (op == NULL)
 		return -1;
 	s3_req_init(s, &req, "HEAD", hp, sizeof(hp));
-	if (s3_send(op, &req, s3_on_head, e) == -1) {
-		s3_op_free(op);
-		return -1;
-	}
-	return 0;
+	return s3_start(op, &req, s3_on_head, e);
 }
 
 static int
@@ -428,7 +385,7 @@ s3_xml_answer(struct s3_op *op, struct http_response *resp, const struct err *e,
 }
 
 /* CopyObject and CompleteMultipartUpload answer an ETag in XML. */
-static void
+void
 s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
 {
 	struct s3_op *op = arg;
@@ -500,183 +457,7 @@ s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
 	req.query = q;
 	req.nquery = 1;
 	req.max_response = 64 * 1024;
-	if (s3_send(op, &req, s3_on_simple, e) == -1) {
-		s3_op_free(op);
-		return -1;
-	}
-	return 0;
-}
-
-/* --- ListObjectsV2 ----------------------------------------------------- */
-
-/* encoding-type=url keys: %XX and '+' for space, as botocore decodes. */
-static char *
-s3_url_decode(const char *s, size_t len)
-{
-	char *out = malloc(len + 1), *o = out;
-	size_t i;
-	int hi, lo;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len &&
-		    (hi = text_hexval(s[i + 1])) >= 0 &&
-		    (lo = text_hexval(s[i + 2])) >= 0) {
-			*o++ = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (s[i] == '+') {
-			*o++ = ' ';
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-struct s3_list_ctx {
-	struct s3_op *op;
-	size_t cap;
-	int truncated;
-	int url_encoded;
-	struct s3_object cur;
-	int failed;
-};
-
-static int
-s3_list_push(struct s3_list_ctx *x)
-{
-	struct s3_result *r = &x->op->r;
-	struct s3_object *o;
-	size_t ncap;
-
-	if (r->nobjects == x->cap) {
-		ncap = x->cap ? x->cap * 2 : 64;
-		o = realloc(r->objects, ncap * sizeof(*o));
-		if (o == NULL)
-			return -1;
-		r->objects = o;
-		x->cap = ncap;
-	}
-	r->objects[r->nobjects++] = x->cur;
-	memset(&x->cur, 0, sizeof(x->cur));
-	return 0;
-}
-
-static int
-s3_list_elem(const char *path, const char *text, size_t len, void *arg)
-{
-	struct s3_list_ctx *x = arg;
-	struct s3_result *r = &x->op->r;
-
-	if (strcmp(path, "ListBucketResult/Contents/Key") == 0) {
-		free(x->cur.key);
-		x->cur.key = strndup(text, len);
-	} else if (strcmp(path, "ListBucketResult/Contents/Size") == 0) {
-		x->cur.size = strtoull(text, NULL, 10);
-	} else if (strcmp(path, "ListBucketResult/Contents/ETag") == 0) {
-		s3_copy_text(x->cur.etag, sizeof(x->cur.etag), text, len);
-	} else if (strcmp(path, "ListBucketResult/Contents") == 0) {
-		if (x->cur.key == NULL || s3_list_push(x) == -1) {
-			x->failed = 1;
-			return -1;
-		}
-	} else if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
-		x->truncated = len == 4 && strncmp(text, "true", 4) == 0;
-	} else if (strcmp(path, "ListBucketResult/NextContinuationToken") ==
-	           0) {
-		free(r->next_token);
-		r->next_token = strndup(text, len);
-	} else if (strcmp(path, "ListBucketResult/EncodingType") == 0) {
-		x->url_encoded = len == 3 && strncmp(text, "url", 3) == 0;
-	}
-	return 0;
-}
-
-static void
-s3_on_list(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-	struct s3_list_ctx x;
-	struct err perr;
-	size_t i;
-	char *k;
-
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return;
-	}
-	memset(&x, 0, sizeof(x));
-	x.op = op;
-	err_clear(&perr);
-	op->r.status = resp->status;
-	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	              s3_list_elem, &x, &perr) == -1 ||
-	    x.failed) {
-		free(x.cur.key);
-		if (perr.kind == ERR_NONE)
-			err_set(&perr, ERR_PARSE,
-			        "s3: bad ListObjectsV2 answer");
-		s3_op_finish(op, &perr);
-		return;
-	}
-	free(x.cur.key);
-	for (i = 0; x.url_encoded && i < op->r.nobjects; i++) {
-		k = s3_url_decode(op->r.objects[i].key,
-		                  strlen(op->r.objects[i].key));
-		if (k == NULL) {
-			err_sys(&perr, "s3: out of memory");
-			s3_op_finish(op, &perr);
-			return;
-		}
-		free(op->r.objects[i].key);
-		op->r.objects[i].key = k;
-	}
-	if (!x.truncated) {
-		free(op->r.next_token);
-		op->r.next_token = NULL;
-	}
-	s3_op_finish(op, NULL);
-}
-
-int
-s3_list_objects(struct s3 *s, const char *prefix, const char *token,
-                unsigned max_keys, s3_done_cb cb, void *arg, struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv q[5];
-	struct s3_op *op;
-	char hp[300], mk[16];
-	size_t n = 0;
-
-	op = s3_op_new(s, "", cb, arg, e);
-	if (op == NULL)
-		return -1;
-	snprintf(mk, sizeof(mk), "%u", max_keys ? max_keys : 1000);
-	q[n].name = "list-type";
-	q[n++].value = "2";
-	q[n].name = "encoding-type";
-	q[n++].value = "url";
-	q[n].name = "max-keys";
-	q[n++].value = mk;
-	if (prefix != NULL && *prefix != '\0') {
-		q[n].name = "prefix";
-		q[n++].value = prefix;
-	}
-	if (token != NULL && *token != '\0') {
-		q[n].name = "continuation-token";
-		q[n++].value = token;
-	}
-	s3_req_init(s, &req, "GET", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = n;
-	req.max_response = 32u * S3_MIB;
-	if (s3_send(op, &req, s3_on_list, e) == -1) {
-		s3_op_free(op);
-		return -1;
-	}
-	return 0;
+	return s3_start(op, &req, s3_on_simple, e);
 }
 
 static int
@@ -717,337 +498,5 @@ s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e)
 	req.query = q;
 	req.nquery = 1;
 	req.max_response = 64 * 1024;
-	if (s3_send(op, &req, s3_on_versioning, e) == -1) {
-		s3_op_free(op);
-		return -1;
-	}
-	return 0;
-}
-
-/* --- multipart upload -------------------------------------------------- */
-
-static void s3_mp_pump(struct s3_op *op);
-
-/* SHA-256 of len bytes of fd from off, read with pread. */
-static int
-s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65], struct err *e)
-{
-	struct imagemeta_hash *h = imagemeta_hash_new();
-	unsigned char chunk[65536];
-	ssize_t got;
-	int rc = -1;
-
-	if (h == NULL) {
-		err_set(e, ERR_SYS, "s3: SHA-256 unavailable");
-		return -1;
-	}
-	while (len > 0) {
-		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
-
-		got = pread(fd, chunk, want, (off_t)off);
-		if (got < 0) {
-			err_sys(e, "s3: reading the part to upload");
-			goto done;
-		}
-		if (got == 0) {
-			err_set(e, ERR_SYS,
-			        "s3: the file shrank during upload");
-			goto done;
-		}
-		imagemeta_hash_update(h, chunk, (size_t)got);
-		off += (uint64_t)got;
-		len -= (uint64_t)got;
-	}
-	rc = imagemeta_hash_final(h, out);
-done:
-	imagemeta_hash_free(h);
-	return rc;
-}
-
-static void
-s3_mp_on_abort(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-
-	(void)resp;
-	(void)e; /* the first error is the one worth reporting */
-	s3_op_finish(op, &op->first_err);
-}
-
-/* Records the first failure; once nothing is in flight, aborts. */
-static void
-s3_mp_fail(struct s3_op *op, const struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv q[1];
-	struct err serr;
-	char hp[300];
-
-	if (!op->failed) {
-		op->failed = 1;
-		op->first_err = *e;
-	}
-	if (op->inflight > 0)
-		return;
-	if (op->upload_id == NULL || e->kind == ERR_CANCEL) {
-		s3_op_finish(op, &op->first_err);
-		return;
-	}
-	q[0].name = "uploadId";
-	q[0].value = op->upload_id;
-	s3_req_init(op->s, &req, "DELETE", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 1;
-	err_clear(&serr);
-	if (s3_send(op, &req, s3_mp_on_abort, &serr) == -1)
-		s3_op_finish(op, &op->first_err);
-}
-
-static void
-s3_mp_on_part(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_part *part = arg;
-	struct s3_op *op = part->op;
-	struct err perr;
-
-	op->inflight--;
-	if (e != NULL) {
-		s3_mp_fail(op, e);
-		return;
-	}
-	if (http_response_header(resp, "ETag", part->etag,
-	                         sizeof(part->etag)) == -1) {
-		err_clear(&perr);
-		err_set(&perr, ERR_PARSE, "s3: part %u answered no ETag",
-		        part->number);
-		s3_mp_fail(op, &perr);
-		return;
-	}
-	op->parts_done++;
-	s3_mp_pump(op);
-}
-
-static int
-s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv q[2];
-	uint64_t off = (uint64_t)(part->number - 1) * op->s->part_size;
-	uint64_t len = op->body.len - off;
-	char hp[300], num[16], sha[65];
-
-	if (len > op->s->part_size)
-		len = op->s->part_size;
-	/* Each part is signed with its own hash, computed as it is sent. */
-	if (s3_hash_range(op->body.fd, off, len, sha, e) == -1)
-		return -1;
-	snprintf(num, sizeof(num), "%u", part->number);
-	q[0].name = "partNumber";
-	q[0].value = num;
-	q[1].name = "uploadId";
-	q[1].value = op->upload_id;
-	s3_req_init(op->s, &req, "PUT", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 2;
-	req.body_fd = op->body.fd;
-	req.fd_offset = off;
-	req.fd_len = len;
-	req.payload_hash = sha;
-	req.path = op->path.data;
-	req.max_response = 64 * 1024;
-	return aws_send(op->s->client, &req, s3_mp_on_part, part, e) != NULL
-	           ? 0
-	           : -1;
-}
-
-static void s3_mp_complete(struct s3_op *op);
-
-static void
-s3_mp_pump(struct s3_op *op)
-{
-	struct err e;
-
-	if (op->failed) {
-		s3_mp_fail(op, &op->first_err);
-		return;
-	}
-	while (op->inflight < op->s->parts_in_flight &&
-	       op->next_part < op->nparts) {
-		err_clear(&e);
-		if (s3_mp_send_part(op, &op->parts[op->next_part], &e) == -1) {
-			s3_mp_fail(op, &e);
-			return;
-		}
-		op->next_part++;
-		op->inflight++;
-	}
-	if (op->parts_done == op->nparts)
-		s3_mp_complete(op);
-}
-
-static void
-s3_mp_on_complete(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-
-	if (e != NULL) {
-		s3_mp_fail(op, e);
-		return;
-	}
-	s3_on_xml_etag(resp, NULL, op);
-}
-
-static void
-s3_mp_complete(struct s3_op *op)
-{
-	struct aws_request req;
-	struct sigv4_kv q[1], h[1];
-	struct err e;
-	char hp[300];
-	unsigned i;
-
-	buf_reset(&op->xml);
-	buf_puts(&op->xml, "<CompleteMultipartUpload xmlns="
-	                   "\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-	for (i = 0; i < op->nparts; i++) {
-		buf_printf(&op->xml, "<Part><PartNumber>%u</PartNumber><ETag>",
-		           op->parts[i].number);
-		xml_escape(&op->xml, op->parts[i].etag);
-		buf_puts(&op->xml, "</ETag></Part>");
-	}
-	buf_puts(&op->xml, "</CompleteMultipartUpload>");
-	err_clear(&e);
-	if (buf_cstr(&op->xml) == NULL) {
-		err_set(&e, ERR_SYS, "s3: out of memory");
-		s3_mp_fail(op, &e);
-		return;
-	}
-	q[0].name = "uploadId";
-	q[0].value = op->upload_id;
-	h[0].name = "content-type";
-	h[0].value = "application/xml";
-	s3_req_init(op->s, &req, "POST", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 1;
-	req.headers = h;
-	req.nheaders = 1;
-	req.body = op->xml.data;
-	req.body_len = op->xml.len;
-	req.max_response = 64 * 1024;
-	op->r.multipart = 1;
-	op->r.parts = op->nparts;
-	if (s3_send(op, &req, s3_mp_on_complete, &e) == -1)
-		s3_mp_fail(op, &e);
-}
-
-static int
-s3_upload_id_elem(const char *path, const char *text, size_t len, void *arg)
-{
-	struct s3_op *op = arg;
-
-	if (strcmp(path, "InitiateMultipartUploadResult/UploadId") == 0) {
-		free(op->upload_id);
-		op->upload_id = strndup(text, len);
-	}
-	return 0;
-}
-
-static void
-s3_mp_on_create(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-	struct err perr;
-
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return;
-	}
-	err_clear(&perr);
-	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	              s3_upload_id_elem, op, &perr) == -1 ||
-	    op->upload_id == NULL) {
-		if (perr.kind == ERR_NONE)
-			err_set(&perr, ERR_PARSE,
-			        "s3: no UploadId in the answer");
-		s3_op_finish(op, &perr);
-		return;
-	}
-	if (op->body.started != NULL)
-		op->body.started(op->upload_id, op->body.started_arg);
-	s3_mp_pump(op);
-}
-
-int
-s3_multipart_upload(struct s3 *s, const char *key, const struct s3_body *body,
-                    const char *content_type, const struct s3_meta *meta,
-                    size_t nmeta, s3_done_cb cb, void *arg, struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv q[1], *h;
-	struct s3_op *op;
-	struct buf names;
-	uint64_t n;
-	unsigned i;
-	char hp[300];
-	int rc;
-
-	if (body->fd < 0) {
-		err_set(e, ERR_INVALID, "s3: multipart needs a file body");
-		return -1;
-	}
-	n = (body->len + s->part_size - 1) / s->part_size;
-	if (n == 0)
-		n = 1;
-	if (n > S3_MAX_PARTS) {
-		err_set(e, ERR_INVALID,
-		        "s3: %" PRIu64
-		        " bytes need more than %u parts of %" PRIu64
-		        " bytes; raise the part size",
-		        body->len, S3_MAX_PARTS, s->part_size);
-		return -1;
-	}
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	op->body = *body;
-	op->nparts = (unsigned)n;
-	op->parts = calloc(n, sizeof(*op->parts));
-	h = calloc(nmeta + 1, sizeof(*h));
-	if (op->parts == NULL || h == NULL) {
-		err_sys(e, "s3: calloc");
-		free(h);
-		s3_op_free(op);
-		return -1;
-	}
-	for (i = 0; i < op->nparts; i++) {
-		op->parts[i].op = op;
-		op->parts[i].number = i + 1;
-	}
-	buf_init(&names, 0);
-	q[0].name = "uploads";
-	q[0].value = "";
-	s3_req_init(s, &req, "POST", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 1;
-	req.headers = h;
-	req.nheaders = s3_meta_headers(h, 0, content_type, meta, nmeta, &names);
-	req.max_response = 64 * 1024;
-	rc = s3_send(op, &req, s3_mp_on_create, e);
-	buf_cleanup(&names);
-	free(h);
-	if (rc == -1)
-		s3_op_free(op);
-	return rc;
-}
-
-int
-s3_upload(struct s3 *s, const char *key, const struct s3_body *body,
-          const char *content_type, const struct s3_meta *meta, size_t nmeta,
-          s3_done_cb cb, void *arg, struct err *e)
-{
-	if (body->fd >= 0 && body->len >= s->threshold)
-		return s3_multipart_upload(s, key, body, content_type, meta,
-		                           nmeta, cb, arg, e);
-	return s3_put_object(s, key, body, content_type, meta, nmeta, cb, arg,
-	                     e);
+	return s3_start(op, &req, s3_on_versioning, e);
 }

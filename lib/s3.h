@@ -67,7 +67,8 @@ struct s3_result {
 typedef void (*s3_done_cb)(const struct s3_result *r, const struct err *e,
                            void *arg);
 
-/* client is borrowed. */
+/* client (an aws_client for the "s3" service) is borrowed; s3_new sets its
+ * protocol: S3's path signing and s3_parse_error. */
 struct s3 *s3_new(struct aws_client *client, const struct s3_opts *opts,
                   struct err *e);
 /* Cancels what is running (callbacks fire) and frees. */
@@ -80,7 +81,7 @@ int s3_upload(struct s3 *s, const char *key, const struct s3_body *body,
 int s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
                   const char *content_type, const struct s3_meta *meta,
                   size_t nmeta, s3_done_cb cb, void *arg, struct err *e);
-int s3_multipart_upload(struct s3 *s, const char *key,
+int s3_upload_multipart(struct s3 *s, const char *key,
                         const struct s3_body *body, const char *content_type,
                         const struct s3_meta *meta, size_t nmeta, s3_done_cb cb,
                         void *arg, struct err *e);
@@ -110,7 +111,6 @@ int s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
 /* The aws_error_parser for S3: <Error><Code>..</Code>..</Error>. */
 int s3_parse_error(const struct http_response *resp, struct err *e);
 
-const char *s3_bucket(const struct s3 *s);
 /* The client the calls go through (borrowed): for its skew and endpoint. */
 struct aws_client *s3_client(const struct s3 *s);
 

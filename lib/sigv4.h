@@ -9,8 +9,10 @@
  * included when it wants them signed); all of them are signed.
  *
  * All pointers in struct sigv4_input are borrowed for the duration of the
- * call. The secret access key is used only to derive the signing key, which
- * is wiped before the call returns; neither ever appears in the output.
+ * call. The secret access key is used only to derive the signing key;
+ * neither ever appears in the output. Without a cache (in->cache NULL) both
+ * are wiped before the call returns; with one, the cache keeps the last key
+ * and its secret (to compare) until it derives another or is freed.
  */
 #ifndef IMGSYNC_SIGV4_H
 #define IMGSYNC_SIGV4_H
@@ -42,6 +44,20 @@ enum sigv4_mode {
 	 */
 	SIGV4_S3,
 };
+
+/*
+ * What a signer keeps from one request to the next: the OpenSSL algorithms,
+ * fetched once, and the last derived signing key (it changes once a day,
+ * when the credentials rotate or for another region or service). Whoever
+ * signs many requests owns one (an aws_client does) and passes it in
+ * sigv4_input.cache; the results are the same with or without it. Used by
+ * one thread at a time.
+ */
+struct sigv4_cache;
+
+struct sigv4_cache *sigv4_cache_new(struct err *e);
+/* Wipes the kept key and secret, and frees; NULL is a no-op. */
+void sigv4_cache_free(struct sigv4_cache *c);
 
 struct sigv4_kv {
 	const char *name;
@@ -76,6 +92,7 @@ struct sigv4_input {
 	time_t when; /* UTC seconds, years 1..9999 */
 	const char *access_key_id;
 	const char *secret_access_key;
+	struct sigv4_cache *cache; /* borrowed; NULL: nothing kept */
 };
 
 /* Filled in by sigv4_sign and sigv4_presign; the heap strings are owned by
@@ -138,8 +155,11 @@ void sigv4_output_cleanup(struct sigv4_output *out);
 /* Formats when as YYYYMMDDTHHMMSSZ; "" when the year is outside 1..9999. */
 void sigv4_amz_date(time_t when, char out[17]);
 
-/* Lowercase hex SHA-256 of p[0..n); "" if the digest fails. */
+/* Lowercase hex SHA-256 of p[0..n); "" if the digest fails. The second
+ * form uses c's algorithms (NULL: as the first). */
 void sigv4_sha256_hex(const void *p, size_t n, char out[65]);
+void sigv4_cache_sha256_hex(struct sigv4_cache *c, const void *p, size_t n,
+                            char out[65]);
 
 /*
  * Appends s[0..n) URI-encoded per SigV4: A-Za-z0-9 and "-._~" are kept,

@@ -1,5 +1,6 @@
 #include "text.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -102,4 +103,18 @@ text_timespec_ns(const struct timespec *ts)
 	    __builtin_add_overflow(ns, (int64_t)ts->tv_nsec, &ns))
 		return ts->tv_sec < 0 ? INT64_MIN : INT64_MAX;
 	return ns;
+}
+
+char *
+text_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	*end = '\0';
+	return s;
 }

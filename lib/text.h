@@ -24,6 +24,9 @@ void text_iso_time(const struct timespec *ts, int digits, char *out,
 int64_t text_timespec_ns(const struct timespec *ts);
 /* The value of one hex digit (either case), or -1. */
 int text_hexval(int c);
+/* s without its leading blanks (spaces, tabs) and trailing white space:
+ * the end is cut in place; returns a pointer into s. */
+char *text_trim(char *s);
 /* 32-bit FNV-1a of n bytes. */
 uint32_t text_hash(const void *p, size_t n);
 

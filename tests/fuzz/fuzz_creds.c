@@ -1,15 +1,16 @@
 /*
- * libFuzzer target over what lib/creds.c reads from outside:
+ * libFuzzer target over what the credential chain (lib/creds*.c) and
+ * lib/awsconfig.c read from outside:
  *   - the shared credentials and config files (INI), through the public
  *     creds_provider_resolve (no HTTP client: the chain ends after the
- *     files) and creds_region_profile, with AWS_SHARED_CREDENTIALS_FILE and
- *     AWS_CONFIG_FILE naming memfds that hold the input;
+ *     files) and awsconfig_region_profile, with AWS_SHARED_CREDENTIALS_FILE
+ *     and AWS_CONFIG_FILE naming memfds that hold the input;
  *   - the container endpoint's and instance metadata's answers (token,
  *     role name, credentials JSON with its ISO-8601 Expiration), through
- *     creds_on_http, the static callback http.c calls: lib/creds.c is
- *     included here. A step that would send the next request sends it on
- *     a real http client whose loop never runs; freeing the provider
- *     cancels it.
+ *     creds_http_on_response, the static callback http.c calls: the
+ *     chain's five files are included here. A step that would send the
+ *     next request sends it on a real http client whose loop never runs;
+ *     freeing the provider cancels it.
  * Every input is both files and every answer. Each resolution must end
  * with exactly one callback, with usable credentials or an ERR_CREDS error
  * (ERR_CANCEL when it was still waiting for the network). Built and run by
@@ -25,7 +26,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../lib/creds.c" /* for creds_on_http and its steps */
+/* For creds_http_on_response and the steps it drives. */
+#include "../../lib/creds.c"
+#include "../../lib/creds_container.c"
+#include "../../lib/creds_core.c"
+#include "../../lib/creds_http.c"
+#include "../../lib/creds_imds.c"
 #include "fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -161,7 +167,8 @@ fuzz_files(void)
 		if (d.calls != 1)
 			abort();
 
-		creds_region_profile(NULL, profiles[i], region, sizeof(region));
+		awsconfig_region_profile(NULL, profiles[i], region,
+		                         sizeof(region));
 		if (region[0] == '\0' ||
 		    memchr(region, '\0', sizeof(region)) == NULL)
 			abort();
@@ -185,21 +192,24 @@ fuzz_step(enum creds_stage stage, const uint8_t *data, size_t size)
 	if (creds_add_waiter(p, on_creds, &d, &e) == -1)
 		abort();
 	p->resolving = 1;
-	p->stage = stage;
-	p->attempt = CREDS_ATTEMPTS;
-	snprintf(p->imds_base, sizeof(p->imds_base), "%s", CREDS_IMDS_HOST);
+	p->step.stage = stage;
+	p->step.ops =
+	    stage == STAGE_CONTAINER ? &creds_container_ops : &creds_imds_ops;
+	p->step.attempt = CREDS_ATTEMPTS;
+	snprintf(p->step.imds_base, sizeof(p->step.imds_base), "%s",
+	         CREDS_IMDS_HOST);
 	if (stage == STAGE_CONTAINER) {
-		snprintf(p->url, sizeof(p->url), "%s/v2/credentials/x",
-		         CREDS_ECS_HOST);
+		snprintf(p->step.url, sizeof(p->step.url),
+		         "%s/v2/credentials/x", CREDS_ECS_HOST);
 	} else {
-		snprintf(p->url, sizeof(p->url), "%s%s", CREDS_IMDS_HOST,
-		         CREDS_IMDS_ROLE_PATH);
-		snprintf(p->role, sizeof(p->role), "%s", "app-role");
+		snprintf(p->step.url, sizeof(p->step.url), "%s%s",
+		         CREDS_IMDS_HOST, CREDS_IMDS_ROLE_PATH);
+		snprintf(p->step.role, sizeof(p->step.role), "%s", "app-role");
 	}
 	/* creds_imds_token and _role edit the body in place: a fresh one. */
 	fuzz_resp_init(&resp, data, size);
-	creds_on_http(&resp, NULL, p);
-	if (d.calls > 1 || (d.calls == 0 && p->xfer == NULL))
+	creds_http_on_response(&resp, NULL, p);
+	if (d.calls > 1 || (d.calls == 0 && p->step.xfer == NULL))
 		abort();
 	creds_provider_free(p);
 	if (d.calls != 1)

@@ -4,9 +4,10 @@
  * s3_parse_error (public, the aws_error_parser), and the parsers of the
  * ListObjectsV2, CopyObject / CompleteMultipartUpload and
  * CreateMultipartUpload answers. Those three are static and only reached
- * through a signed request, so lib/s3.c is included here and its response
- * callbacks (s3_on_list, s3_on_xml_etag, s3_upload_id_elem) are called as
- * aws.c calls them. Built and run by tests/fuzz/run.
+ * through a signed request, so lib/s3.c, s3_list.c and s3_upload.c are
+ * included here and their response callbacks (s3_on_list, s3_on_xml_etag,
+ * s3_upload_id_elem) are called as aws.c calls them. Built and run by
+ * tests/fuzz/run.
  *
  * Input: a response body, or a whole response (see fuzz_resp.h). Every
  * input goes through every parser. A broken invariant abort()s.
@@ -15,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/s3.c" /* for its static response parsers */
+/* For their static response parsers. */
+#include "../../lib/s3.c"
+#include "../../lib/s3_list.c"
+#include "../../lib/s3_upload.c"
 #include "fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

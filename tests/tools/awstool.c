@@ -11,7 +11,8 @@
  *   awstool [options] ddb batch-put TABLE JSONL   (items, 25 per batch)
  * options: --bucket B --path-style --max-attempts N --threshold-mb N
  *   --part-mb N --concurrency N --skew SECS (pretend the clock is off)
- * Endpoint, region and credentials come from the environment (creds.c).
+ * Endpoint and region come from the environment (awsconfig.c), credentials
+ * from the chain (creds.c).
  * Results go to stdout as JSON lines; on failure a JSON line
  * {"error":{kind,code,status,message,retry}} and exit 1. The client's
  * counters go to stderr as a last JSON line.
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "aws.h"
+#include "awsconfig.h"
 #include "creds.h"
 #include "dynamo.h"
 #include "http.h"
@@ -532,9 +534,11 @@ cmd_ddb(struct tool *t, int argc, char **argv)
 	return run_until(t, NULL);
 }
 
+/* A client for S3 (is_s3) or DynamoDB; s3_new or dynamo_new wires it. */
 static int
-setup(struct tool *t, const char *service, struct err *e)
+setup(struct tool *t, int is_s3, struct err *e)
 {
+	const char *service = is_s3 ? "s3" : "dynamodb";
 	struct aws_client_opts o;
 	struct creds_opts co;
 	struct s3_opts so;
@@ -552,14 +556,11 @@ setup(struct tool *t, const char *service, struct err *e)
 	t->creds = creds_provider_new(&co, t->http, e);
 	if (t->creds == NULL)
 		return -1;
-	creds_region(NULL, region, sizeof(region));
-	creds_endpoint(service, NULL, endpoint, sizeof(endpoint));
+	awsconfig_region(NULL, region, sizeof(region));
+	awsconfig_endpoint(service, NULL, endpoint, sizeof(endpoint));
 	o.service = service;
 	o.region = region;
 	o.endpoint = endpoint;
-	o.mode = strcmp(service, "s3") == 0 ? SIGV4_S3 : SIGV4_GENERIC;
-	o.parse_error =
-	    strcmp(service, "s3") == 0 ? s3_parse_error : dynamo_parse_error;
 	o.max_attempts = t->max_attempts;
 	o.retry.base_ms = 20;
 	o.retry.throttle_base_ms = 50;
@@ -568,7 +569,7 @@ setup(struct tool *t, const char *service, struct err *e)
 	if (t->client == NULL)
 		return -1;
 	aws_client_set_skew(t->client, t->skew);
-	if (strcmp(service, "s3") == 0) {
+	if (is_s3) {
 		memset(&so, 0, sizeof(so));
 		so.bucket = t->bucket;
 		so.path_style = t->path_style;
@@ -645,8 +646,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	err_clear(&e);
-	if (setup(&t, strcmp(argv[i], "s3") == 0 ? "s3" : "dynamodb", &e) ==
-	    -1) {
+	if (setup(&t, strcmp(argv[i], "s3") == 0, &e) == -1) {
 		print_error(&e);
 		teardown(&t);
 		return 1;

@@ -12,7 +12,9 @@
  *   {"canonical_request", "string_to_sign", "signature", "authorization"}
  * (presigning gives "presigned_query" instead of "authorization"), or
  *   {"error": "..."} for a line that could not be signed.
- * Exits 0 once stdin is exhausted, 1 on an I/O failure.
+ * Exits 0 once stdin is exhausted, 1 on an I/O failure. All lines are signed
+ * through one signer cache, as the daemon's clients sign: a line whose
+ * secret, date, region and service match the last one reuses its key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +139,7 @@ tool_set(json_t *res, const char *key, const char *val)
 }
 
 static json_t *
-tool_sign(json_t *o)
+tool_sign(json_t *o, struct sigv4_cache *cache)
 {
 	struct tool_req r;
 	struct sigv4_output out;
@@ -154,6 +156,7 @@ tool_sign(json_t *o)
 		tool_set(res, "error", why);
 		goto done;
 	}
+	r.in.cache = cache;
 	if (r.presign_expires != 0)
 		rc = sigv4_presign(&r.in, r.session_token, r.presign_expires,
 		                   &out, &e);
@@ -186,8 +189,16 @@ main(void)
 	ssize_t n;
 	json_error_t jerr;
 	json_t *o, *res;
+	struct sigv4_cache *cache;
+	struct err e;
 	int rc = 0;
 
+	err_clear(&e);
+	cache = sigv4_cache_new(&e);
+	if (cache == NULL) {
+		fprintf(stderr, "sigv4_tool: %s\n", e.message);
+		return 1;
+	}
 	while ((n = getline(&line, &cap, stdin)) != -1) {
 		if (n == 0 || line[0] == '\n')
 			continue;
@@ -195,7 +206,7 @@ main(void)
 		if (o == NULL) {
 			res = json_pack("{s:s}", "error", jerr.text);
 		} else {
-			res = tool_sign(o);
+			res = tool_sign(o, cache);
 			json_decref(o);
 		}
 		text = res != NULL ? json_dumps(res, JSON_COMPACT) : NULL;
@@ -213,6 +224,7 @@ main(void)
 		free(text);
 	}
 	free(line);
+	sigv4_cache_free(cache);
 	if (fflush(stdout) == EOF || ferror(stdin))
 		rc = 1;
 	return rc;

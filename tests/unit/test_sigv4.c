@@ -1449,6 +1449,85 @@ Test(sigv4, amz_date_and_sha256)
 	                    "b410ff61f20015ad");
 }
 
+/* A signer cache changes nothing but the work: each input signed through
+ * one shared cache (hits, and misses that replace the kept key) gives what
+ * it gives without one. */
+Test(sigv4, cache_gives_the_same_signatures)
+{
+	static const struct {
+		const char *secret, *region, *service;
+		time_t when;
+	} v[] = {
+	    {SUITE_SECRET, SUITE_REGION, "s3", SUITE_WHEN},
+	    {SUITE_SECRET, SUITE_REGION, "s3", SUITE_WHEN + 60},
+	    {SUITE_SECRET, SUITE_REGION, "dynamodb", SUITE_WHEN},
+	    {SUITE_SECRET, "eu-west-1", "s3", SUITE_WHEN},
+	    {SUITE_SECRET, SUITE_REGION, "s3", SUITE_WHEN + 86400},
+	    {"another-secret", SUITE_REGION, "s3", SUITE_WHEN + 86400},
+	    {SUITE_SECRET, SUITE_REGION, "s3", SUITE_WHEN},
+	};
+	struct sigv4_cache *cache;
+	struct sigv4_input in;
+	struct sigv4_output a, b;
+	struct err e;
+	char ca[65], cb[65], h1[65], h2[65];
+	size_t i;
+	int round;
+
+	err_clear(&e);
+	cache = sigv4_cache_new(&e);
+	cr_assert_not_null(cache, "%s", e.message);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+			base_input(&in);
+			in.secret_access_key = v[i].secret;
+			in.region = v[i].region;
+			in.service = v[i].service;
+			in.when = v[i].when;
+			in.body = "hello";
+			in.body_len = 5;
+			cr_assert_eq(sigv4_sign(&in, &a, &e), 0, "%s",
+			             e.message);
+			in.cache = cache;
+			cr_assert_eq(sigv4_sign(&in, &b, &e), 0, "%s",
+			             e.message);
+			cr_expect_str_eq(b.authorization, a.authorization,
+			                 "case %zu", i);
+			cr_expect_str_eq(b.payload_hash, a.payload_hash);
+			sigv4_output_cleanup(&a);
+			sigv4_output_cleanup(&b);
+
+			in.cache = NULL;
+			cr_assert_eq(sigv4_presign(&in, NULL, 60, &a, &e), 0,
+			             "%s", e.message);
+			in.cache = cache;
+			cr_assert_eq(sigv4_presign(&in, NULL, 60, &b, &e), 0,
+			             "%s", e.message);
+			cr_expect_str_eq(b.presigned_query, a.presigned_query,
+			                 "case %zu", i);
+			sigv4_output_cleanup(&a);
+			sigv4_output_cleanup(&b);
+
+			in.cache = NULL;
+			cr_assert_eq(sigv4_sign_chunk(&in, SIGV4_EMPTY_SHA256,
+			                              "x", 1, ca, NULL, &e),
+			             0, "%s", e.message);
+			in.cache = cache;
+			cr_assert_eq(sigv4_sign_chunk(&in, SIGV4_EMPTY_SHA256,
+			                              "x", 1, cb, NULL, &e),
+			             0, "%s", e.message);
+			cr_expect_str_eq(cb, ca, "case %zu", i);
+		}
+	}
+	sigv4_sha256_hex("abc", 3, h1);
+	sigv4_cache_sha256_hex(cache, "abc", 3, h2);
+	cr_expect_str_eq(h2, h1);
+	sigv4_cache_sha256_hex(NULL, "abc", 3, h2);
+	cr_expect_str_eq(h2, h1);
+	sigv4_cache_free(cache);
+	sigv4_cache_free(NULL);
+}
+
 Test(sigv4, payload_hash_given_or_computed)
 {
 	struct sigv4_input in;

@@ -1,0 +1,88 @@
+/*
+ * s3_impl.h: what the S3 module's files share, and nobody else includes.
+ * s3.c holds the object, the error parser, the calls' plumbing below and
+ * the one-request calls; above it, s3_list.c ListObjectsV2 and
+ * s3_upload.c the upload of a file (one PUT or multipart). Every call is a
+ * struct s3_op that finishes exactly once with s3_op_finish.
+ */
+#ifndef IMGSYNC_S3_IMPL_H
+#define IMGSYNC_S3_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "s3.h"
+#include "xml.h"
+
+#define S3_MIB (1024u * 1024u)
+#define S3_MAX_PARTS 10000u
+
+struct s3 {
+	struct aws_client *client;
+	char *bucket;
+	int path_style;
+	uint64_t threshold;
+	uint64_t part_size;
+	unsigned parts_in_flight;
+};
+
+struct s3_op;
+
+struct s3_part {
+	struct s3_op *op;
+	unsigned number; /* 1-based */
+	char etag[80];
+};
+
+struct s3_op {
+	struct s3 *s;
+	s3_done_cb cb;
+	void *arg;
+	struct s3_result r;
+	struct buf path;
+	/* multipart */
+	struct s3_body body;
+	char *upload_id;
+	struct s3_part *parts;
+	unsigned nparts;
+	unsigned next_part;
+	unsigned parts_done;
+	unsigned inflight;
+	int failed;
+	struct err first_err;
+	struct buf xml;
+};
+
+/*
+ * s3.c
+ */
+/* A call on key (its path: /bucket/key or /key, as the bucket is
+ * addressed); NULL with e set. */
+struct s3_op *s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
+                        struct err *e);
+/* Frees without calling back (the call never started). */
+void s3_op_free(struct s3_op *op);
+/* Calls back (with op->r when e is NULL) and frees. */
+void s3_op_finish(struct s3_op *op, const struct err *e);
+/* text[0..len) into dst, cut to fit. */
+void s3_copy_text(char *dst, size_t dstlen, const char *text, size_t len);
+/* Fills the request's common fields: method, bucket host, no body;
+ * host_prefix is the buffer for "bucket.". */
+void s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
+                 char *host_prefix, size_t hplen);
+/* Content-Type and x-amz-meta-* into h from index n, their names kept in
+ * names; returns the new count. */
+size_t s3_meta_headers(struct sigv4_kv *h, size_t n, const char *content_type,
+                       const struct s3_meta *meta, size_t nmeta,
+                       struct buf *names);
+/* Sends req on op's path; cb gets op. */
+int s3_send(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
+            struct err *e);
+int s3_start(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
+             struct err *e);
+/* An answer with an ETag in XML (CopyObject, CompleteMultipartUpload):
+ * finishes op. */
+void s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg);
+
+#endif

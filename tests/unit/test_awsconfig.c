@@ -1,0 +1,142 @@
+/*
+ * Unit tests for lib/awsconfig: the region and endpoints as the SDKs read
+ * them, from the environment and a real config file in a temporary HOME.
+ * (Reading a profile's keys is tested through the credential chain, in
+ * test_creds.c.)
+ */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "awsconfig.h"
+
+static struct {
+	char dir[64];
+} fx;
+
+static void
+clear_aws_env(void)
+{
+	extern char **environ;
+	char name[256];
+	size_t i, n;
+
+again:
+	for (i = 0; environ[i] != NULL; i++) {
+		if (strncmp(environ[i], "AWS_", 4) != 0)
+			continue;
+		n = strcspn(environ[i], "=");
+		if (n >= sizeof(name))
+			continue;
+		memcpy(name, environ[i], n);
+		name[n] = '\0';
+		unsetenv(name);
+		goto again;
+	}
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+setup(void)
+{
+	memset(&fx, 0, sizeof(fx));
+	clear_aws_env();
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/test_awsconfig.XXXXXX");
+	cr_assert_not_null(mkdtemp(fx.dir));
+	/* Never the real ~/.aws of whoever runs the tests. */
+	setenv("HOME", fx.dir, 1);
+}
+
+static void
+teardown(void)
+{
+	nftw(fx.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* cppcheck-suppress unknownMacro */
+TestSuite(awsconfig, .init = setup, .fini = teardown);
+
+static const char *
+write_file(const char *name, const char *content)
+{
+	static char path[4][128];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", fx.dir, name);
+	f = fopen(p, "w");
+	cr_assert_not_null(f, "%s", p);
+	fputs(content, f);
+	fclose(f);
+	return p;
+}
+
+Test(awsconfig, region_precedence)
+{
+	char out[64];
+
+	awsconfig_region(NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "us-east-1");
+
+	setenv("AWS_CONFIG_FILE",
+	       write_file("config", "[default]\n"
+	                            "region = eu-central-1\n"
+	                            "[profile work]\n"
+	                            "region = ap-south-1\n"),
+	       1);
+	awsconfig_region("", out, sizeof(out));
+	cr_assert_str_eq(out, "eu-central-1");
+	setenv("AWS_PROFILE", "work", 1);
+	awsconfig_region(NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "ap-south-1");
+	awsconfig_region_profile(NULL, "default", out, sizeof(out));
+	cr_assert_str_eq(out, "eu-central-1");
+
+	setenv("AWS_DEFAULT_REGION", "us-west-1", 1);
+	awsconfig_region(NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "us-west-1");
+	setenv("AWS_REGION", "us-west-2", 1);
+	awsconfig_region(NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "us-west-2");
+	awsconfig_region("sa-east-1", out, sizeof(out));
+	cr_assert_str_eq(out, "sa-east-1");
+}
+
+Test(awsconfig, endpoint_precedence)
+{
+	char out[128];
+
+	awsconfig_endpoint("s3", NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "");
+
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000", 1);
+	awsconfig_endpoint("s3", NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "http://127.0.0.1:5000");
+	setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000", 1);
+	setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000", 1);
+	awsconfig_endpoint("s3", "", out, sizeof(out));
+	cr_assert_str_eq(out, "http://127.0.0.1:9000");
+	awsconfig_endpoint("dynamodb", NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "http://127.0.0.1:8000");
+	awsconfig_endpoint("dynamodb", "https://ddb.example", out, sizeof(out));
+	cr_assert_str_eq(out, "https://ddb.example");
+
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+	awsconfig_endpoint("s3", NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "");
+	awsconfig_endpoint("s3", "https://s3.example", out, sizeof(out));
+	cr_assert_str_eq(out, "https://s3.example");
+}
