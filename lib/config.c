@@ -1,56 +1,26 @@
+/*
+ * config: the key table (each key's name, type, default and range, and the
+ * rules for its value), the defaults, config_new/config_free and the public
+ * entry points. Loading is parse -> validate -> swap: config_parse.c reads
+ * the file into a configuration built aside, config_check.c validates it,
+ * and only then does config_load() swap it in.
+ */
 #include "config.h"
 
-#include <sys/stat.h>
 #include <sys/un.h>
 
-#include <errno.h>
-#include <libconfig.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_impl.h"
+
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
-enum key_type {
-	KEY_STRING,
-	KEY_LIST,
-	KEY_INT,
-	KEY_BOOL,
-	KEY_LEVEL,
-};
-
-/* Returns NULL when the value is acceptable, else what is wrong with it. */
-typedef const char *(*key_check_fn)(const char *value);
-
-/*
- * One row per key. min/max bound an integer; for a string max is its longest
- * length in bytes (0: any), for a list min is its fewest elements.
- */
-struct key {
-	const char *name; /* "group.key" */
-	enum key_type type;
-	size_t offset;
-	bool required;
-	const char *def_str;
-	const char *const *def_list; /* NULL-terminated */
-	long long def_int;           /* also bool and level */
-	long long min;
-	long long max;
-	key_check_fn check;
-};
-
-/* Where a key was set: its file and line (0: only its group, or neither). */
-struct loc {
-	const char *file;
-	unsigned line;
-};
-
+/* NULL-terminated for the key table's row; indexed by value. */
 static const char *const level_names[] = {
-    [CONFIG_LOG_DEBUG] = "debug",
-    [CONFIG_LOG_INFO] = "info",
-    [CONFIG_LOG_WARN] = "warn",
-    [CONFIG_LOG_ERROR] = "error",
+    [CONFIG_LOG_DEBUG] = "debug",  [CONFIG_LOG_INFO] = "info",
+    [CONFIG_LOG_WARN] = "warn",    [CONFIG_LOG_ERROR] = "error",
+    [CONFIG_LOG_ERROR + 1] = NULL,
 };
 
 static const char *const default_include[] = {
@@ -186,7 +156,8 @@ check_table(const char *v)
 #define K_LEVEL(n, f, d)                                                       \
 	{                                                                      \
 		.name = n, .type = KEY_LEVEL,                                  \
-		.offset = FIELD(f, enum config_log_level), .def_int = d        \
+		.offset = FIELD(f, enum config_log_level), .def_int = d,       \
+		.names = level_names                                           \
 	}
 
 /* The longest socket path bind() takes. */
@@ -238,83 +209,6 @@ static const struct key keys[] = {
 };
 
 #define NKEYS nitems(keys)
-
-/* Where each key of keys[] was set, while loading a file. */
-struct where {
-	struct loc at[NKEYS];
-};
-
-static int key_fail(struct err *e, const struct loc *at, const char *name,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* "FILE:LINE: key \"name\": ...", leaving out what is not known. */
-static int
-key_fail(struct err *e, const struct loc *at, const char *name, const char *fmt,
-         ...)
-{
-	char msg[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (at == NULL || at->file == NULL)
-		err_set(e, ERR_CONFIG, "key \"%s\": %s", name, msg);
-	else if (at->line == 0)
-		err_set(e, ERR_CONFIG, "%s: key \"%s\": %s", at->file, name,
-		        msg);
-	else
-		err_set(e, ERR_CONFIG, "%s:%u: key \"%s\": %s", at->file,
-		        at->line, name, msg);
-	return -1;
-}
-
-static int
-key_in_group(const struct key *k, const char *group)
-{
-	size_t glen = strlen(group);
-
-	return strncmp(k->name, group, glen) == 0 && k->name[glen] == '.';
-}
-
-/* The key group.name, or with name NULL the group's first key. */
-static const struct key *
-key_find(const char *group, const char *name)
-{
-	size_t i, glen = strlen(group);
-
-	for (i = 0; i < NKEYS; i++) {
-		if (key_in_group(&keys[i], group) &&
-		    (name == NULL ||
-		     strcmp(keys[i].name + glen + 1, name) == 0))
-			return &keys[i];
-	}
-	return NULL;
-}
-
-static void *
-key_field(struct config *c, const struct key *k)
-{
-	return (char *)c + k->offset;
-}
-
-static const void *
-key_cfield(const struct config *c, const struct key *k)
-{
-	return (const char *)c + k->offset;
-}
-
-static void
-list_free(struct config_list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->count; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->count = 0;
-}
 
 /* Fills l from defs (NULL-terminated), which is then owned by l. */
 static int
@@ -390,7 +284,7 @@ config_free(struct config *c)
 		if (keys[i].type == KEY_STRING)
 			free(*(char **)key_field(c, &keys[i]));
 		else if (keys[i].type == KEY_LIST)
-			list_free(key_field(c, &keys[i]));
+			key_list_free(key_field(c, &keys[i]));
 	}
 	free(c);
 }
@@ -398,534 +292,41 @@ config_free(struct config *c)
 const char *
 config_log_level_name(enum config_log_level level)
 {
-	if ((unsigned)level >= nitems(level_names))
+	if ((unsigned)level >= nitems(level_names) - 1)
 		return NULL;
 	return level_names[level];
-}
-
-/* ---- validation ---- */
-
-static int
-string_check(const char *v, const struct key *k, const struct loc *at,
-             struct err *e)
-{
-	const char *why;
-	size_t len;
-
-	if (v == NULL)
-		return key_fail(e, at, k->name, "not set (NULL)");
-	if (k->required && v[0] == '\0')
-		return key_fail(e, at, k->name, "required but not set");
-	len = strlen(v);
-	if (k->max > 0 && len > (size_t)k->max)
-		return key_fail(e, at, k->name,
-		                "must be at most %lld bytes long (got %zu)",
-		                k->max, len);
-	why = k->check != NULL ? k->check(v) : NULL;
-	if (why != NULL)
-		return key_fail(e, at, k->name, "%s (got \"%s\")", why, v);
-	return 0;
-}
-
-static int
-list_check(const struct config_list *l, const struct key *k,
-           const struct loc *at, struct err *e)
-{
-	size_t i;
-
-	if (l->count < (size_t)k->min)
-		return key_fail(e, at, k->name, "must not be an empty list");
-	for (i = 0; i < l->count; i++) {
-		if (l->items[i] == NULL || l->items[i][0] == '\0')
-			return key_fail(e, at, k->name,
-			                "element %zu must not be empty", i + 1);
-	}
-	return 0;
-}
-
-static int
-int_check(long long v, const struct key *k, const struct loc *at, struct err *e)
-{
-	if (v < k->min || v > k->max)
-		return key_fail(e, at, k->name,
-		                "must be between %lld and %lld (got %lld)",
-		                k->min, k->max, v);
-	return 0;
-}
-
-static int
-key_check(const struct config *c, const struct key *k, const struct loc *at,
-          struct err *e)
-{
-	const void *f = key_cfield(c, k);
-	enum config_log_level level;
-
-	switch (k->type) {
-	case KEY_STRING:
-		return string_check(*(char *const *)f, k, at, e);
-	case KEY_LIST:
-		return list_check(f, k, at, e);
-	case KEY_INT:
-		return int_check(*(const int *)f, k, at, e);
-	case KEY_BOOL:
-		return 0;
-	case KEY_LEVEL:
-		level = *(const enum config_log_level *)f;
-		if (config_log_level_name(level) == NULL)
-			return key_fail(e, at, k->name,
-			                "not a log level (got %d)", (int)level);
-		return 0;
-	}
-	return 0;
-}
-
-static const struct loc *
-loc_of(const struct where *w, const char *name)
-{
-	size_t i;
-
-	if (w == NULL)
-		return NULL;
-	for (i = 0; i < NKEYS; i++) {
-		if (strcmp(keys[i].name, name) == 0)
-			return &w->at[i];
-	}
-	return NULL;
-}
-
-static int
-credentials_check(const struct config_credentials *cr, const struct where *w,
-                  struct err *e)
-{
-	int id = cr->access_key_id[0] != '\0';
-	int secret = cr->secret_access_key[0] != '\0';
-
-	if (id && !secret)
-		return key_fail(e, loc_of(w, "credentials.access_key_id"),
-		                "credentials.access_key_id",
-		                "set without credentials.secret_access_key "
-		                "(set both or neither)");
-	if (secret && !id)
-		return key_fail(e, loc_of(w, "credentials.secret_access_key"),
-		                "credentials.secret_access_key",
-		                "set without credentials.access_key_id "
-		                "(set both or neither)");
-	if (cr->session_token[0] != '\0' && !id)
-		return key_fail(e, loc_of(w, "credentials.session_token"),
-		                "credentials.session_token",
-		                "set without credentials.access_key_id and "
-		                "credentials.secret_access_key");
-	return 0;
-}
-
-/* path with its symlinks resolved as far as it exists, and "//", "." and
- * ".." folded in the rest: the folder it is, or will be once created.
- * Allocated; NULL when even "/" cannot be resolved. */
-static char *
-path_resolve(const char *path)
-{
-	char *r = realpath(path, NULL), *dir, *slash, *parent, *base;
-	size_t n;
-
-	if (r != NULL || (errno != ENOENT && errno != ENOTDIR))
-		return r;
-	dir = strdup(path);
-	if (dir == NULL)
-		return NULL;
-	n = strlen(dir);
-	while (n > 1 && dir[n - 1] == '/')
-		dir[--n] = '\0';
-	slash = strrchr(dir, '/');
-	if (slash == NULL) { /* relative and missing: from the cwd */
-		parent = path_resolve(".");
-		base = dir;
-	} else {
-		*slash = '\0';
-		parent = path_resolve(slash == dir ? "/" : dir);
-		base = slash + 1;
-	}
-	if (parent != NULL && strcmp(base, "..") == 0) {
-		slash = strrchr(parent, '/');
-		if (slash != NULL)
-			slash[slash == parent ? 1 : 0] = '\0';
-	} else if (parent != NULL && base[0] != '\0' &&
-	           strcmp(base, ".") != 0) {
-		n = strlen(parent);
-		r = malloc(n + strlen(base) + 2);
-		if (r != NULL)
-			sprintf(r, "%s%s%s", parent,
-			        n > 0 && parent[n - 1] == '/' ? "" : "/", base);
-		free(parent);
-		parent = r;
-	}
-	free(dir);
-	return parent;
-}
-
-/* /delete moves files to the trash, which must not be mirrored itself:
- * judged on real paths, so that "//", "/./", ".." or a symlink cannot hide
- * a trash inside the root. */
-static int
-trash_check(const struct config *c, const struct where *w, struct err *e)
-{
-	char *root = path_resolve(c->watch.root);
-	char *trash = path_resolve(c->control.trash);
-	size_t n = root != NULL ? strlen(root) : 0;
-	int inside;
-
-	if (root == NULL || trash == NULL) {
-		free(root);
-		free(trash);
-		return key_fail(e, loc_of(w, "control.trash"), "control.trash",
-		                "cannot resolve \"%s\" or \"%s\": %s",
-		                c->control.trash, c->watch.root,
-		                strerror(errno));
-	}
-	inside =
-	    strncmp(trash, root, n) == 0 &&
-	    (trash[n] == '/' || trash[n] == '\0' || strcmp(root, "/") == 0);
-	free(root);
-	free(trash);
-	if (inside)
-		return key_fail(e, loc_of(w, "control.trash"), "control.trash",
-		                "must be outside watch.root (got \"%s\")",
-		                c->control.trash);
-	return 0;
-}
-
-/* w is NULL outside a load: messages then name no file or line. */
-static int
-config_check(const struct config *c, const struct where *w, struct err *e)
-{
-	size_t i;
-
-	for (i = 0; i < NKEYS; i++) {
-		if (key_check(c, &keys[i], w != NULL ? &w->at[i] : NULL, e) ==
-		    -1)
-			return -1;
-	}
-	if (credentials_check(&c->credentials, w, e) == -1)
-		return -1;
-	return trash_check(c, w, e);
 }
 
 int
 config_validate(const struct config *c, struct err *e)
 {
-	return config_check(c, NULL, e);
-}
+	struct keyset ks = {keys, NKEYS, NULL};
 
-/* ---- parsing ---- */
-
-static const char *
-type_name(int type)
-{
-	switch (type) {
-	case CONFIG_TYPE_GROUP:
-		return "a group";
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		return "an integer";
-	case CONFIG_TYPE_FLOAT:
-		return "a float";
-	case CONFIG_TYPE_STRING:
-		return "a string";
-	case CONFIG_TYPE_BOOL:
-		return "a boolean";
-	case CONFIG_TYPE_ARRAY:
-		return "an array";
-	case CONFIG_TYPE_LIST:
-		return "a list";
-	}
-	return "of unknown type";
-}
-
-static struct loc
-setting_loc(const config_setting_t *s, const char *path)
-{
-	struct loc l;
-
-	l.file = config_setting_source_file(s);
-	if (l.file == NULL)
-		l.file = path;
-	l.line = config_setting_source_line(s);
-	return l;
-}
-
-static int
-unknown_key(struct err *e, const struct loc *at, const char *group,
-            const char *name)
-{
-	err_set(e, ERR_CONFIG, "%s:%u: unknown key \"%s%s%s\"", at->file,
-	        at->line, group, name != NULL ? "." : "",
-	        name != NULL ? name : "");
-	return -1;
-}
-
-static int
-wrong_type(struct err *e, const struct loc *at, const char *name,
-           const char *want, const config_setting_t *s)
-{
-	return key_fail(e, at, name, "must be %s (got %s)", want,
-	                type_name(config_setting_type(s)));
-}
-
-static int
-string_set(char **field, const char *v, struct err *e)
-{
-	char *copy;
-
-	copy = strdup(v);
-	if (copy == NULL) {
-		err_sys(e, "config");
-		return -1;
-	}
-	free(*field);
-	*field = copy;
-	return 0;
-}
-
-static int
-list_parse(struct config_list *l, const struct key *k,
-           const config_setting_t *s, const char *path, struct err *e)
-{
-	struct config_list nl = {NULL, 0};
-	const config_setting_t *el;
-	struct loc at;
-	size_t i, n;
-
-	at = setting_loc(s, path);
-	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return wrong_type(e, &at, k->name, "a list of strings", s);
-	n = (size_t)config_setting_length(s);
-	nl.items = calloc(n + 1, sizeof(*nl.items));
-	if (nl.items == NULL)
-		goto nomem;
-	for (i = 0; i < n; i++) {
-		el = config_setting_get_elem(s, (unsigned)i);
-		if (config_setting_type(el) != CONFIG_TYPE_STRING) {
-			at = setting_loc(el, path);
-			key_fail(e, &at, k->name,
-			         "element %zu must be a string (got %s)", i + 1,
-			         type_name(config_setting_type(el)));
-			list_free(&nl);
-			return -1;
-		}
-		nl.items[i] = strdup(config_setting_get_string(el));
-		if (nl.items[i] == NULL)
-			goto nomem;
-		nl.count++;
-	}
-	list_free(l);
-	*l = nl;
-	return 0;
-nomem:
-	err_sys(e, "config");
-	list_free(&nl);
-	return -1;
-}
-
-static int
-level_parse(enum config_log_level *level, const struct key *k, const char *v,
-            const struct loc *at, struct err *e)
-{
-	size_t i;
-
-	for (i = 0; i < nitems(level_names); i++) {
-		if (strcmp(v, level_names[i]) == 0) {
-			*level = (enum config_log_level)i;
-			return 0;
-		}
-	}
-	return key_fail(
-	    e, at, k->name,
-	    "must be \"debug\", \"info\", \"warn\" or \"error\" (got \"%s\")",
-	    v);
-}
-
-/* Type and range here, where the value as written is still known. */
-static int
-key_parse(struct config *c, const struct key *k, const config_setting_t *s,
-          const char *path, struct err *e)
-{
-	struct loc at = setting_loc(s, path);
-	int type = config_setting_type(s);
-	void *f = key_field(c, k);
-	long long v;
-
-	switch (k->type) {
-	case KEY_STRING:
-		if (type != CONFIG_TYPE_STRING)
-			return wrong_type(e, &at, k->name, "a string", s);
-		return string_set(f, config_setting_get_string(s), e);
-	case KEY_LIST:
-		return list_parse(f, k, s, path, e);
-	case KEY_INT:
-		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-			return wrong_type(e, &at, k->name, "an integer", s);
-		v = config_setting_get_int64(s);
-		if (int_check(v, k, &at, e) == -1)
-			return -1;
-		*(int *)f = (int)v;
-		return 0;
-	case KEY_BOOL:
-		if (type != CONFIG_TYPE_BOOL)
-			return wrong_type(e, &at, k->name,
-			                  "a boolean, true or false", s);
-		*(bool *)f = config_setting_get_bool(s) != 0;
-		return 0;
-	case KEY_LEVEL:
-		if (type != CONFIG_TYPE_STRING)
-			return wrong_type(e, &at, k->name, "a string", s);
-		return level_parse(f, k, config_setting_get_string(s), &at, e);
-	}
-	return 0;
-}
-
-static int
-member_parse(struct config *c, const char *group, const config_setting_t *s,
-             const char *path, struct where *w, struct err *e)
-{
-	const struct key *k = key_find(group, config_setting_name(s));
-	struct loc at = setting_loc(s, path);
-
-	if (k == NULL)
-		return unknown_key(e, &at, group, config_setting_name(s));
-	w->at[k - keys] = at;
-	return key_parse(c, k, s, path, e);
-}
-
-static int
-group_parse(struct config *c, const config_setting_t *g, const char *path,
-            struct where *w, struct err *e)
-{
-	const char *group = config_setting_name(g);
-	struct loc at = setting_loc(g, path);
-	int i, n;
-	size_t j;
-
-	if (key_find(group, NULL) == NULL)
-		return unknown_key(e, &at, group, NULL);
-	if (!config_setting_is_group(g))
-		return wrong_type(e, &at, group, "a group", g);
-	/* A key left out is reported at its group's line. */
-	for (j = 0; j < NKEYS; j++) {
-		if (key_in_group(&keys[j], group))
-			w->at[j] = at;
-	}
-	n = config_setting_length(g);
-	for (i = 0; i < n; i++) {
-		if (member_parse(c, group,
-		                 config_setting_get_elem(g, (unsigned)i), path,
-		                 w, e) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-tree_parse(struct config *c, const config_setting_t *root, const char *path,
-           struct where *w, struct err *e)
-{
-	int i, n;
-	size_t j;
-
-	for (j = 0; j < NKEYS; j++) {
-		w->at[j].file = path;
-		w->at[j].line = 0;
-	}
-	n = config_setting_length(root);
-	for (i = 0; i < n; i++) {
-		if (group_parse(c, config_setting_get_elem(root, (unsigned)i),
-		                path, w, e) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * Opened here rather than by config_read_file(), which reports only
- * "file I/O error": the operator needs the path and the errno.
- */
-static FILE *
-file_open(const char *path, struct err *e)
-{
-	struct stat st;
-	FILE *fp;
-	int saved;
-
-	fp = fopen(path, "re");
-	if (fp == NULL)
-		goto fail;
-	if (fstat(fileno(fp), &st) == -1)
-		goto fail;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto fail;
-	}
-	return fp;
-fail:
-	saved = errno;
-	err_set(e, ERR_CONFIG, "%s: %s", path, strerror(saved));
-	if (e != NULL)
-		e->sys_errno = saved;
-	if (fp != NULL)
-		fclose(fp);
-	return NULL;
-}
-
-static void
-syntax_error(const config_t *cf, const char *path, struct err *e)
-{
-	const char *file = config_error_file(cf);
-	const char *text = config_error_text(cf);
-
-	if (file == NULL)
-		file = path;
-	if (text == NULL || strcmp(text, "syntax error") == 0)
-		err_set(e, ERR_CONFIG, "%s:%d: syntax error", file,
-		        config_error_line(cf));
-	else
-		err_set(e, ERR_CONFIG, "%s:%d: syntax error: %s", file,
-		        config_error_line(cf), text);
+	return config_check_keys(c, &ks, e);
 }
 
 int
 config_load(struct config *c, const char *path, struct err *e)
 {
+	struct loc at[NKEYS];
+	struct keyset ks = {keys, NKEYS, at};
 	struct config *tmp, old;
-	struct where w;
-	config_t cf;
-	FILE *fp = NULL;
-	int rc = -1;
 
-	config_init(&cf);
 	tmp = config_new();
 	if (tmp == NULL) {
 		err_sys(e, "config");
-		goto done;
+		return -1;
 	}
-	fp = file_open(path, e);
-	if (fp == NULL)
-		goto done;
-	if (config_read(&cf, fp) != CONFIG_TRUE) {
-		syntax_error(&cf, path, e);
-		goto done;
+	if (config_parse_file(tmp, &ks, path, e) == -1 ||
+	    config_check_keys(tmp, &ks, e) == -1) {
+		config_free(tmp);
+		return -1;
 	}
-	if (tree_parse(tmp, config_root_setting(&cf), path, &w, e) == -1)
-		goto done;
-	if (config_check(tmp, &w, e) == -1)
-		goto done;
 	old = *c;
 	*c = *tmp;
 	*tmp = old;
-	rc = 0;
-done:
-	if (fp != NULL)
-		fclose(fp);
-	config_destroy(&cf);
 	config_free(tmp);
-	return rc;
+	return 0;
 }
 
 struct config *
