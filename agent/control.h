@@ -6,7 +6,8 @@
  * locks. Requests that wait on the network (a DynamoDB Scan, GetItem, a
  * delete) suspend their connection and resume it from their callback; the
  * loop and other clients go on meanwhile. The endpoints are in DESIGN.md
- * section 5 and in control_api.h.
+ * section 5 and in control_api.h; the files that answer them are listed in
+ * control_impl.h.
  */
 #ifndef IMGSYNC_CONTROL_H
 #define IMGSYNC_CONTROL_H

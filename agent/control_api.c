@@ -1,3 +1,9 @@
+/*
+ * control_api: what the control socket's clients send, checked before
+ * anything acts on it: the route table, the query and the body, FileName
+ * checks, the /getall cursor, and the bodies of error answers. Pure: no
+ * I/O, no daemon state, so tests/unit and tests/fuzz take it alone.
+ */
 #include "control_api.h"
 
 #include <errno.h>
@@ -6,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "item.h"
 #include "text.h"
 
 static const struct {
@@ -33,8 +40,8 @@ static const struct {
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 unsigned
-ctl_route_find(const char *method, const char *url, enum ctl_route *route,
-               const char **allow)
+control_api_route_find(const char *method, const char *url,
+                       enum ctl_route *route, const char **allow)
 {
 	size_t i;
 
@@ -53,7 +60,7 @@ ctl_route_find(const char *method, const char *url, enum ctl_route *route,
 }
 
 int
-ctl_route_mutates(enum ctl_route route)
+control_api_route_mutates(enum ctl_route route)
 {
 	size_t i;
 
@@ -64,7 +71,7 @@ ctl_route_mutates(enum ctl_route route)
 }
 
 const char *
-ctl_route_name(enum ctl_route route)
+control_api_route_name(enum ctl_route route)
 {
 	size_t i;
 
@@ -75,7 +82,7 @@ ctl_route_name(enum ctl_route route)
 }
 
 char *
-ctl_name_path(const char *name, const char *key_prefix, struct err *e)
+control_api_name_path(const char *name, const char *key_prefix, struct err *e)
 {
 	size_t plen = strlen(key_prefix), len = strlen(name);
 	const char *p, *c, *end;
@@ -119,8 +126,8 @@ ctl_name_path(const char *name, const char *key_prefix, struct err *e)
 /* --- the body and the query -------------------------------------------- */
 
 static int
-parse_name(struct ctl_request *r, const char *body, size_t len,
-           const char *key_prefix, struct err *e)
+control_api_parse_name(struct ctl_request *r, const char *body, size_t len,
+                       const char *key_prefix, struct err *e)
 {
 	json_error_t je;
 	json_t *doc, *v;
@@ -139,7 +146,7 @@ parse_name(struct ctl_request *r, const char *body, size_t len,
 		err_set(e, ERR_INVALID, "the body must be a JSON object");
 		goto out;
 	}
-	v = json_object_get(doc, "FileName");
+	v = json_object_get(doc, ITEM_FILENAME);
 	if (v == NULL || json_is_null(v)) {
 		err_set(e, ERR_INVALID, "FileName missing");
 		goto out;
@@ -154,7 +161,7 @@ parse_name(struct ctl_request *r, const char *body, size_t len,
 		err_set(e, ERR_SYS, "out of memory");
 		goto out;
 	}
-	r->path = ctl_name_path(r->name, key_prefix, e);
+	r->path = control_api_name_path(r->name, key_prefix, e);
 	if (r->path != NULL)
 		rc = 0;
 out:
@@ -163,7 +170,7 @@ out:
 }
 
 static int
-parse_limit(const char *s, unsigned *out, struct err *e)
+control_api_parse_limit(const char *s, unsigned *out, struct err *e)
 {
 	char *end;
 	unsigned long v;
@@ -185,9 +192,10 @@ parse_limit(const char *s, unsigned *out, struct err *e)
 }
 
 static int
-parse_getall(struct ctl_request *r, const struct ctl_query *q, struct err *e)
+control_api_parse_getall(struct ctl_request *r, const struct ctl_query *q,
+                         struct err *e)
 {
-	if (parse_limit(q->limit, &r->limit, e) == -1)
+	if (control_api_parse_limit(q->limit, &r->limit, e) == -1)
 		return -1;
 	r->prefix = strdup(q->prefix != NULL ? q->prefix : "");
 	if (r->prefix == NULL) {
@@ -195,7 +203,8 @@ parse_getall(struct ctl_request *r, const struct ctl_query *q, struct err *e)
 		return -1;
 	}
 	if (q->cursor != NULL && q->cursor[0] != '\0' &&
-	    ctl_cursor_decode(q->cursor, &r->start, &r->start_len) == -1) {
+	    control_api_cursor_decode(q->cursor, &r->start, &r->start_len) ==
+	        -1) {
 		err_set(e, ERR_INVALID, "cursor is not one this API gave");
 		return -1;
 	}
@@ -211,7 +220,7 @@ parse_getall(struct ctl_request *r, const struct ctl_query *q, struct err *e)
 }
 
 int
-ctl_request_parse(struct ctl_request *r, enum ctl_route route,
+control_api_parse(struct ctl_request *r, enum ctl_route route,
                   const struct ctl_query *q, const char *body, size_t body_len,
                   const char *key_prefix, struct err *e)
 {
@@ -225,16 +234,16 @@ ctl_request_parse(struct ctl_request *r, enum ctl_route route,
 	case CTL_GETITEM:
 	case CTL_DELETE:
 	case CTL_UPLOAD:
-		return parse_name(r, body, body_len, key_prefix, e);
+		return control_api_parse_name(r, body, body_len, key_prefix, e);
 	case CTL_GETALL:
-		return parse_getall(r, q, e);
+		return control_api_parse_getall(r, q, e);
 	default:
 		return 0;
 	}
 }
 
 void
-ctl_request_cleanup(struct ctl_request *r)
+control_api_request_cleanup(struct ctl_request *r)
 {
 	free(r->name);
 	free(r->path);
@@ -245,12 +254,12 @@ ctl_request_cleanup(struct ctl_request *r)
 
 /* --- the cursor: base64url of the last key ----------------------------- */
 
-/* The longest cursor ctl_cursor_encode makes (4 * CTL_NAME_MAX bytes,
+/* The longest cursor control_api_cursor_encode makes (4 * CTL_NAME_MAX bytes,
  * unpadded): decode takes every cursor encode gives. */
 #define CURSOR_MAX ((CTL_NAME_MAX * 4 * 4 + 2) / 3)
 
 char *
-ctl_cursor_encode(const char *key, size_t len)
+control_api_cursor_encode(const char *key, size_t len)
 {
 	char *out;
 	int n, i;
@@ -274,7 +283,7 @@ ctl_cursor_encode(const char *key, size_t len)
 }
 
 int
-ctl_cursor_decode(const char *cursor, char **out, size_t *len)
+control_api_cursor_decode(const char *cursor, char **out, size_t *len)
 {
 	size_t n = strlen(cursor), i, pad;
 	char *in;
@@ -322,75 +331,8 @@ fail:
 
 /* --- answers ----------------------------------------------------------- */
 
-static json_t *
-plain_value(const json_t *v)
-{
-	const char *type;
-	json_t *inner, *out, *x;
-	size_t i;
-
-	if (!json_is_object(v) || json_object_size(v) != 1)
-		return json_null();
-	json_object_foreach((json_t *)v, type, inner)
-	{
-		if (strcmp(type, "S") == 0 && json_is_string(inner))
-			return json_incref(inner);
-		if (strcmp(type, "N") == 0 && json_is_string(inner)) {
-			const char *s = json_string_value(inner);
-			char *end;
-			long long n;
-
-			errno = 0;
-			n = strtoll(s, &end, 10);
-			if (*s != '\0' && *end == '\0' && errno == 0)
-				return json_integer(n);
-			out = json_real(strtod(s, NULL));
-			/* NaN, infinities: kept as the text they were */
-			return out != NULL ? out : json_incref(inner);
-		}
-		if (strcmp(type, "BOOL") == 0)
-			return json_boolean(json_is_true(inner));
-		if (strcmp(type, "M") == 0) {
-			out = ctl_item_plain(inner);
-			return out != NULL ? out : json_null();
-		}
-		if (json_is_array(inner)) { /* L, SS, NS, BS */
-			out = json_array();
-			json_array_foreach(inner, i, x)
-			{
-				json_array_append_new(out,
-				                      strcmp(type, "L") == 0
-				                          ? plain_value(x)
-				                          : json_incref(x));
-			}
-			return out;
-		}
-		if (strcmp(type, "B") == 0 && json_is_string(inner))
-			return json_incref(inner);
-	}
-	return json_null();
-}
-
-json_t *
-ctl_item_plain(const json_t *item)
-{
-	const char *k;
-	json_t *v, *out;
-
-	if (!json_is_object(item))
-		return NULL;
-	out = json_object();
-	if (out == NULL)
-		return NULL;
-	json_object_foreach((json_t *)item, k, v)
-	{
-		json_object_set_new(out, k, plain_value(v));
-	}
-	return out;
-}
-
 char *
-ctl_error_body(const char *message)
+control_api_error_body(const char *message)
 {
 	json_t *o = json_pack("{s:s}", "error", message);
 	char *s;
@@ -403,7 +345,7 @@ ctl_error_body(const char *message)
 }
 
 json_t *
-ctl_json_name(const char *s, size_t len)
+control_api_json_name(const char *s, size_t len)
 {
 	struct buf b;
 	json_t *j;

@@ -2,7 +2,8 @@
  * control_api: the control socket's requests and answers, apart from the
  * HTTP server and the daemon, so that they can be tested and fuzzed alone.
  * Routes and methods, query and body parsing, FileName checks, the cursor,
- * and DynamoDB items turned into plain JSON. Nothing here does I/O.
+ * error bodies and names that may not be UTF-8. Nothing here does I/O. (An
+ * item's plain JSON is item.h's item_plain.)
  */
 #ifndef IMGSYNC_CONTROL_API_H
 #define IMGSYNC_CONTROL_API_H
@@ -44,7 +45,7 @@ struct ctl_query {
 };
 
 /* A parsed request. The strings are heap copies, freed by
- * ctl_request_cleanup. */
+ * control_api_request_cleanup. */
 struct ctl_request {
 	enum ctl_route route;
 	char *name;   /* FileName: getitem, delete, upload */
@@ -61,11 +62,11 @@ struct ctl_request {
  * *route set; 404 for an unknown path; 405 with *allow the method the path
  * takes. A HEAD is not a GET here: nothing answers HEAD.
  */
-unsigned ctl_route_find(const char *method, const char *url,
-                        enum ctl_route *route, const char **allow);
+unsigned control_api_route_find(const char *method, const char *url,
+                                enum ctl_route *route, const char **allow);
 /* Whether the route changes something (its caller's uid is logged). */
-int ctl_route_mutates(enum ctl_route route);
-const char *ctl_route_name(enum ctl_route route);
+int control_api_route_mutates(enum ctl_route route);
+const char *control_api_route_name(enum ctl_route route);
 
 /*
  * Parses what route needs from the query and the body (body_len bytes, not
@@ -73,33 +74,30 @@ const char *ctl_route_name(enum ctl_route route);
  * key_prefix is s3.prefix.
  * 0, or -1 with e->message the text of the 400 answer.
  */
-int ctl_request_parse(struct ctl_request *r, enum ctl_route route,
+int control_api_parse(struct ctl_request *r, enum ctl_route route,
                       const struct ctl_query *q, const char *body,
                       size_t body_len, const char *key_prefix, struct err *e);
-void ctl_request_cleanup(struct ctl_request *r);
+void control_api_request_cleanup(struct ctl_request *r);
 
 /*
  * Checks a FileName and returns its path under the watch root (malloc'd)
  * or NULL with e->message saying why: empty, too long, not under the
  * prefix, absolute, with "." or ".." components or empty ones.
  */
-char *ctl_name_path(const char *name, const char *key_prefix, struct err *e);
+char *control_api_name_path(const char *name, const char *key_prefix,
+                            struct err *e);
 
 /* A cursor for the bytes key[0..len), and back. The cursor is base64url,
  * safe in a query string. decode: 0 with *out malloc'd (NUL-terminated,
  * *len bytes), -1 when it is not one we made. */
-char *ctl_cursor_encode(const char *key, size_t len);
-int ctl_cursor_decode(const char *cursor, char **out, size_t *len);
-
-/* A DynamoDB item ({"Size": {"N": "12"}, ...}) as plain JSON ({"Size":
- * 12}); new reference, NULL when item is not an object. */
-json_t *ctl_item_plain(const json_t *item);
+char *control_api_cursor_encode(const char *key, size_t len);
+int control_api_cursor_decode(const char *cursor, char **out, size_t *len);
 
 /* {"error": message}, as a malloc'd string. */
-char *ctl_error_body(const char *message);
+char *control_api_error_body(const char *message);
 
 /* A JSON string for bytes that may not be UTF-8 (each invalid byte becomes
  * U+FFFD), for names from the state database. */
-json_t *ctl_json_name(const char *s, size_t len);
+json_t *control_api_json_name(const char *s, size_t len);
 
 #endif

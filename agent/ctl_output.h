@@ -47,11 +47,11 @@ int ctl_output_images(FILE *f, const json_t *images, struct err *e);
 /* /status: aligned "label: value" lines with human sizes and rates. */
 int ctl_output_status(FILE *f, const json_t *status, struct err *e);
 /* /failed: a NAME/ERROR table, or "no failed files". */
+int ctl_output_failed(FILE *f, const json_t *answer, struct err *e);
 /* verify: the report, kind by kind with the first names. */
 int ctl_output_verify(FILE *f, const json_t *answer, struct err *e);
 /* deletions: the held deletions' names and how many. */
 int ctl_output_deletions(FILE *f, const json_t *answer, struct err *e);
-int ctl_output_failed(FILE *f, const json_t *answer, struct err *e);
 /* /getitem: the item's attributes ("data") as "Key: value" lines, the
  * known attributes first in the table's order, then any others sorted. */
 int ctl_output_item(FILE *f, const json_t *answer, struct err *e);

@@ -1,7 +1,10 @@
 /*
  * libFuzzer target over agent/control_api.c: routes, query and body
- * parsing, FileName checks, the cursor, DynamoDB items to plain JSON, error
- * bodies and names that may not be UTF-8. Built and run by tests/fuzz/run.
+ * parsing, FileName checks, the cursor, error bodies and names that may not
+ * be UTF-8; and over agent/item.c's DynamoDB items to plain JSON, what the
+ * socket answers with what DynamoDB sent. Built and run by tests/fuzz/run,
+ * which links control_api.c; item.c is compiled in here (below), its
+ * DynamoDB calls from the lib/ archive.
  *
  * Input layout (every byte string is a valid input):
  *   byte 0   URL: one of urls[] (index 15: the first field is the URL)
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "control_api.h"
+#include "item.c" /* item_plain */
 #include "text.h"
 
 #define NROUTES 15
@@ -136,7 +140,7 @@ fuzz_name_path(const char *name, const char *key_prefix)
 	char *path;
 
 	err_clear(&e);
-	path = ctl_name_path(name, key_prefix, &e);
+	path = control_api_name_path(name, key_prefix, &e);
 	if ((path != NULL) != name_ok(name, key_prefix))
 		abort();
 	if (path == NULL) {
@@ -153,7 +157,7 @@ fuzz_name_path(const char *name, const char *key_prefix)
 static void
 fuzz_error_body(const char *message)
 {
-	char *body = ctl_error_body(message);
+	char *body = control_api_error_body(message);
 	json_t *doc;
 	const char *got;
 
@@ -178,7 +182,7 @@ fuzz_route(const char *method, const char *url, enum ctl_route *route)
 {
 	const char *allow = (const char *)1;
 	enum ctl_route r = CTL_STATUS;
-	unsigned status = ctl_route_find(method, url, &r, &allow);
+	unsigned status = control_api_route_find(method, url, &r, &allow);
 	size_t i;
 
 	for (i = 0; i < NROUTES; i++)
@@ -196,9 +200,9 @@ fuzz_route(const char *method, const char *url, enum ctl_route *route)
 		return;
 	}
 	if (status != 200 || allow != NULL || (size_t)r != i ||
-	    strcmp(ctl_route_name(r), url) != 0)
+	    strcmp(control_api_route_name(r), url) != 0)
 		abort();
-	(void)ctl_route_mutates(r);
+	(void)control_api_route_mutates(r);
 	*route = r;
 }
 
@@ -210,12 +214,12 @@ fuzz_parse(enum ctl_route route, const struct ctl_query *q, const char *body,
 	struct err e;
 
 	err_clear(&e);
-	if (ctl_request_parse(&r, route, q, body, body_len, key_prefix, &e) ==
+	if (control_api_parse(&r, route, q, body, body_len, key_prefix, &e) ==
 	    -1) {
 		if (e.message[0] == '\0')
 			abort();
 		fuzz_error_body(e.message);
-		ctl_request_cleanup(&r);
+		control_api_request_cleanup(&r);
 		return;
 	}
 	if (r.route != route)
@@ -249,7 +253,7 @@ fuzz_parse(enum ctl_route route, const struct ctl_query *q, const char *body,
 		    r.start != NULL)
 			abort();
 	}
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 static int
@@ -269,7 +273,7 @@ fuzz_cursor(const char *bytes, size_t len, const char *raw)
 	size_t dlen;
 	int rc;
 
-	cur = ctl_cursor_encode(bytes, len);
+	cur = control_api_cursor_encode(bytes, len);
 	if (len > CTL_NAME_MAX * 4) {
 		if (cur != NULL)
 			abort();
@@ -279,7 +283,7 @@ fuzz_cursor(const char *bytes, size_t len, const char *raw)
 			abort();
 		/* Every cursor made of a key that is a C string decodes to
 		 * it; none other does. */
-		rc = ctl_cursor_decode(cur, &dec, &dlen);
+		rc = control_api_cursor_decode(cur, &dec, &dlen);
 		if (len > 0 && memchr(bytes, '\0', len) == NULL) {
 			if (rc != 0 || dlen != len ||
 			    memcmp(dec, bytes, len) != 0 || dec[len] != '\0')
@@ -292,7 +296,7 @@ fuzz_cursor(const char *bytes, size_t len, const char *raw)
 		free(cur);
 	}
 	/* Anything at all as a cursor. */
-	rc = ctl_cursor_decode(raw, &dec, &dlen);
+	rc = control_api_cursor_decode(raw, &dec, &dlen);
 	if (rc == 0) {
 		if (dec == NULL || dlen == 0 || strlen(dec) != dlen)
 			abort();
@@ -305,7 +309,7 @@ fuzz_cursor(const char *bytes, size_t len, const char *raw)
 static void
 fuzz_item(const json_t *item)
 {
-	json_t *plain = ctl_item_plain(item);
+	json_t *plain = item_plain(item);
 	char *s;
 
 	if ((plain == NULL) != !json_is_object(item))
@@ -338,7 +342,7 @@ fuzz_json(const char *body, size_t len)
 static void
 fuzz_json_name(const char *s, size_t len)
 {
-	json_t *j = ctl_json_name(s, len);
+	json_t *j = control_api_json_name(s, len);
 	char *dump;
 
 	if (j == NULL || !json_is_string(j) ||

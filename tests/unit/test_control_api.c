@@ -33,14 +33,14 @@ Test(control_api, every_route_with_its_method)
 	for (i = 0; i < NTABLE; i++) {
 		r = (enum ctl_route) - 1;
 		allow = "x";
-		cr_assert_eq(
-		    ctl_route_find(table[i].method, table[i].path, &r, &allow),
-		    200, "%s %s", table[i].method, table[i].path);
+		cr_assert_eq(control_api_route_find(table[i].method,
+		                                    table[i].path, &r, &allow),
+		             200, "%s %s", table[i].method, table[i].path);
 		cr_assert_eq(r, table[i].route, "%s", table[i].path);
 		cr_assert_null(allow);
-		cr_assert_eq(ctl_route_mutates(r), table[i].mutates, "%s",
-		             table[i].path);
-		cr_assert_str_eq(ctl_route_name(r), table[i].path);
+		cr_assert_eq(control_api_route_mutates(r), table[i].mutates,
+		             "%s", table[i].path);
+		cr_assert_str_eq(control_api_route_name(r), table[i].path);
 	}
 }
 
@@ -57,8 +57,8 @@ Test(control_api, wrong_method_is_405_with_allow)
 			if (strcmp(methods[m], table[i].method) == 0)
 				continue;
 			allow = NULL;
-			cr_assert_eq(ctl_route_find(methods[m], table[i].path,
-			                            &r, &allow),
+			cr_assert_eq(control_api_route_find(
+			                 methods[m], table[i].path, &r, &allow),
 			             405, "%s %s", methods[m], table[i].path);
 			cr_assert_str_eq(allow, table[i].method);
 			cr_assert_eq(r, CTL_STATUS, "route left alone on 405");
@@ -90,18 +90,19 @@ Test(control_api, unknown_path_is_404)
 
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		allow = "x";
-		cr_assert_eq(ctl_route_find("GET", urls[i], &r, &allow), 404,
-		             "[%s]", urls[i]);
+		cr_assert_eq(control_api_route_find("GET", urls[i], &r, &allow),
+		             404, "[%s]", urls[i]);
 		cr_assert_null(allow);
-		cr_assert_eq(ctl_route_find("POST", urls[i], &r, &allow), 404);
+		cr_assert_eq(
+		    control_api_route_find("POST", urls[i], &r, &allow), 404);
 	}
 }
 
 Test(control_api, unknown_route_name_and_mutates)
 {
 	/* An out-of-range route is treated as one that changes things. */
-	cr_assert_str_eq(ctl_route_name((enum ctl_route)99), "?");
-	cr_assert_eq(ctl_route_mutates((enum ctl_route)99), 1);
+	cr_assert_str_eq(control_api_route_name((enum ctl_route)99), "?");
+	cr_assert_eq(control_api_route_mutates((enum ctl_route)99), 1);
 }
 
 /* --- FileName bodies ---------------------------------------------------- */
@@ -125,9 +126,9 @@ parse_body(const char *body, size_t len, const char *key_prefix,
 		int got;
 
 		if (!first)
-			ctl_request_cleanup(r);
+			control_api_request_cleanup(r);
 		err_clear(&e);
-		got = ctl_request_parse(r, name_routes[i], NULL, body, len,
+		got = control_api_parse(r, name_routes[i], NULL, body, len,
 		                        key_prefix, &e);
 		cr_assert_eq(r->route, name_routes[i]);
 		if (first) {
@@ -159,7 +160,7 @@ expect_name(const char *body, const char *key_prefix, const char *name,
 	cr_assert_str_eq(r.path, path);
 	cr_assert_null(r.prefix);
 	cr_assert_null(r.start);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 	cr_assert_null(r.name);
 }
 
@@ -174,7 +175,7 @@ expect_body_error(const char *body, size_t len, const char *key_prefix,
 	             "%.*s accepted", (int)len, body != NULL ? body : "");
 	cr_assert_str_eq(msg, message, "%.*s: [%s]", (int)len,
 	                 body != NULL ? body : "", msg);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 /* A string literal and its length (it may hold a NUL). */
@@ -332,7 +333,7 @@ Test(control_api, name_length)
 	snprintf(body, sizeof(body), "{\"FileName\":\"%s\"}", name);
 	cr_assert_eq(parse_body(body, strlen(body), "", &r, msg), -1);
 	cr_assert_str_eq(msg, "FileName is longer than 1024 bytes");
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 Test(control_api, name_path_directly)
@@ -341,18 +342,18 @@ Test(control_api, name_path_directly)
 	char *p;
 
 	err_clear(&e);
-	p = ctl_name_path("img/x/y", "img/", &e);
+	p = control_api_name_path("img/x/y", "img/", &e);
 	cr_assert_str_eq(p, "x/y");
 	free(p);
-	p = ctl_name_path("", "", &e);
+	p = control_api_name_path("", "", &e);
 	cr_assert_null(p);
 	cr_assert_str_eq(e.message, "FileName missing");
 	cr_assert_eq(e.kind, ERR_INVALID);
-	p = ctl_name_path("imgx/y", "img/", &e);
+	p = control_api_name_path("imgx/y", "img/", &e);
 	cr_assert_null(p);
 	cr_assert_str_eq(e.message, "FileName is not under the prefix img/");
 	/* A prefix without a slash is a string prefix, as in S3. */
-	p = ctl_name_path("imgx/y", "img", &e);
+	p = control_api_name_path("imgx/y", "img", &e);
 	cr_assert_str_eq(p, "x/y");
 	free(p);
 }
@@ -367,7 +368,7 @@ getall(const char *prefix, const char *limit, const char *cursor,
 	int rc;
 
 	err_clear(e);
-	rc = ctl_request_parse(r, CTL_GETALL, &q, NULL, 0, "img/", e);
+	rc = control_api_parse(r, CTL_GETALL, &q, NULL, 0, "img/", e);
 	cr_assert_eq(r->route, CTL_GETALL);
 	return rc;
 }
@@ -381,7 +382,7 @@ expect_limit(const char *limit, unsigned want)
 	cr_assert_eq(getall(NULL, limit, NULL, NULL, &r, &e), 0, "limit=%s: %s",
 	             limit, e.message);
 	cr_assert_eq(r.limit, want, "limit=%s", limit);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 static void
@@ -397,7 +398,7 @@ expect_getall_error(const char *limit, const char *cursor, const char *local,
 	cr_assert_str_eq(e.message, message, "limit=%s cursor=%s local=%s",
 	                 limit, cursor, local);
 	cr_assert_eq(e.kind, ERR_INVALID);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 #define BAD_LIMIT "limit must be a number from 1 to 1000"
@@ -418,12 +419,12 @@ Test(control_api, getall_defaults)
 	cr_assert_eq(r.local, 0);
 	cr_assert_null(r.name);
 	cr_assert_null(r.path);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 
 	cr_assert_eq(getall("img/a/", NULL, "", NULL, &r, &e), 0);
 	cr_assert_str_eq(r.prefix, "img/a/");
 	cr_assert_null(r.start, "an empty cursor is the first page");
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 }
 
 Test(control_api, getall_limit)
@@ -456,13 +457,13 @@ Test(control_api, getall_cursor)
 	             e.message);
 	cr_assert_eq(r.start_len, 7);
 	cr_assert_str_eq(r.start, "a/b.png");
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 	/* base64url: '-' and '_' for '+' and '/' ("\xfb\xff" -> "-_8") */
 	cr_assert_eq(getall(NULL, NULL, "-_8", NULL, &r, &e), 0, "%s",
 	             e.message);
 	cr_assert_eq(r.start_len, 2);
 	cr_assert_eq(memcmp(r.start, "\xfb\xff", 3), 0);
-	ctl_request_cleanup(&r);
+	control_api_request_cleanup(&r);
 
 	expect_getall_error(NULL, "YS9iLnBuZw==", NULL, BAD_CURSOR);
 	expect_getall_error(NULL, "YQ=", NULL, BAD_CURSOR);
@@ -514,7 +515,7 @@ Test(control_api, getall_local)
 		cr_assert_eq(getall(NULL, NULL, NULL, ok[i].v, &r, &e), 0,
 		             "local=%s", ok[i].v);
 		cr_assert_eq(r.local, ok[i].want, "local=%s", ok[i].v);
-		ctl_request_cleanup(&r);
+		control_api_request_cleanup(&r);
 	}
 	expect_getall_error(NULL, NULL, "yes", BAD_LOCAL);
 	expect_getall_error(NULL, NULL, "", BAD_LOCAL);
@@ -531,8 +532,8 @@ Test(control_api, getall_ignores_the_body)
 
 	err_clear(&e);
 	cr_assert_eq(
-	    ctl_request_parse(&r, CTL_GETALL, &q, "{not json", 9, "", &e), 0);
-	ctl_request_cleanup(&r);
+	    control_api_parse(&r, CTL_GETALL, &q, "{not json", 9, "", &e), 0);
+	control_api_request_cleanup(&r);
 }
 
 Test(control_api, routes_without_arguments)
@@ -549,11 +550,11 @@ Test(control_api, routes_without_arguments)
 	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		err_clear(&e);
 		cr_assert_eq(
-		    ctl_request_parse(&r, plain[i], &q, "[", 1, "", &e), 0);
+		    control_api_parse(&r, plain[i], &q, "[", 1, "", &e), 0);
 		cr_assert_eq(r.route, plain[i]);
 		cr_assert_null(r.name);
 		cr_assert_null(r.prefix);
-		ctl_request_cleanup(&r);
+		control_api_request_cleanup(&r);
 	}
 }
 
@@ -562,7 +563,7 @@ Test(control_api, routes_without_arguments)
 static void
 round_trip(const char *key, size_t len, const char *want)
 {
-	char *cur = ctl_cursor_encode(key, len), *back;
+	char *cur = control_api_cursor_encode(key, len), *back;
 	size_t blen = 12345;
 
 	cr_assert_not_null(cur, "len %zu", len);
@@ -572,7 +573,7 @@ round_trip(const char *key, size_t len, const char *want)
 	cr_assert_eq(strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
 	                         "tuvwxyz0123456789-_"),
 	             strlen(cur), "%s", cur);
-	cr_assert_eq(ctl_cursor_decode(cur, &back, &blen), 0,
+	cr_assert_eq(control_api_cursor_decode(cur, &back, &blen), 0,
 	             "the cursor for %zu bytes does not decode", len);
 	cr_assert_eq(blen, len);
 	cr_assert_eq(memcmp(back, key, len), 0, "len %zu", len);
@@ -623,16 +624,16 @@ Test(control_api, cursor_empty_and_nul)
 	size_t blen;
 
 	/* No key, no cursor: "" is the first page, not a key. */
-	cur = ctl_cursor_encode("", 0);
+	cur = control_api_cursor_encode("", 0);
 	cr_assert_str_eq(cur, "");
-	cr_assert_eq(ctl_cursor_decode(cur, &back, &blen), -1);
+	cr_assert_eq(control_api_cursor_decode(cur, &back, &blen), -1);
 	cr_assert_null(back);
 	free(cur);
 	/* A key with a NUL cannot come back as a C string. */
-	cur = ctl_cursor_encode("a\0b", 3);
+	cur = control_api_cursor_encode("a\0b", 3);
 	cr_assert_str_eq(cur, "YQBi");
 	back = (char *)1;
-	cr_assert_eq(ctl_cursor_decode(cur, &back, &blen), -1);
+	cr_assert_eq(control_api_cursor_decode(cur, &back, &blen), -1);
 	cr_assert_null(back);
 	free(cur);
 }
@@ -650,98 +651,9 @@ Test(control_api, cursor_long_keys)
 		key[i] = (char)('a' + i % 26);
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
 		round_trip(key, lens[i], NULL);
-	cur = ctl_cursor_encode(key, 4097);
+	cur = control_api_cursor_encode(key, 4097);
 	cr_assert_null(cur, "longer than encode takes");
 	free(key);
-}
-
-/* --- items ------------------------------------------------------------- */
-
-static void
-expect_plain(const char *item, const char *want)
-{
-	json_error_t je;
-	json_t *in = json_loads(item, 0, &je), *out;
-	char *s;
-
-	cr_assert_not_null(in, "fixture %s: %s", item, je.text);
-	out = ctl_item_plain(in);
-	cr_assert_not_null(out, "%s", item);
-	s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-	cr_assert_str_eq(s, want, "%s", item);
-	free(s);
-	json_decref(out);
-	json_decref(in);
-}
-
-Test(control_api, item_scalars)
-{
-	expect_plain("{}", "{}");
-	expect_plain("{\"FileName\":{\"S\":\"a/b.png\"}}",
-	             "{\"FileName\":\"a/b.png\"}");
-	expect_plain("{\"Size\":{\"N\":\"1234\"}}", "{\"Size\":1234}");
-	expect_plain("{\"n\":{\"N\":\"-7\"}}", "{\"n\":-7}");
-	expect_plain("{\"n\":{\"N\":\"0\"}}", "{\"n\":0}");
-	expect_plain("{\"n\":{\"N\":\"1.5\"}}", "{\"n\":1.5}");
-	expect_plain("{\"n\":{\"N\":\"-0.25\"}}", "{\"n\":-0.25}");
-	expect_plain("{\"n\":{\"N\":\"9223372036854775807\"}}",
-	             "{\"n\":9223372036854775807}");
-	expect_plain("{\"n\":{\"N\":\"123456789012345678901234\"}}",
-	             "{\"n\":1.2345678901234569e23}");
-	expect_plain("{\"n\":{\"N\":\"1E3\"}}", "{\"n\":1000.0}");
-	expect_plain("{\"t\":{\"BOOL\":true},\"f\":{\"BOOL\":false}}",
-	             "{\"f\":false,\"t\":true}");
-	expect_plain("{\"z\":{\"NULL\":true}}", "{\"z\":null}");
-	expect_plain("{\"b\":{\"B\":\"AAEC\"}}", "{\"b\":\"AAEC\"}");
-}
-
-Test(control_api, item_containers)
-{
-	expect_plain(
-	    "{\"m\":{\"M\":{\"x\":{\"S\":\"y\"},\"n\":{\"N\":\"2\"}}}}",
-	    "{\"m\":{\"n\":2,\"x\":\"y\"}}");
-	expect_plain("{\"m\":{\"M\":{}}}", "{\"m\":{}}");
-	expect_plain("{\"l\":{\"L\":[{\"S\":\"a\"},{\"N\":\"1\"},{\"BOOL\":"
-	             "false},{\"L\":[{\"NULL\":true}]},{\"M\":{\"k\":{\"S\":"
-	             "\"v\"}}}]}}",
-	             "{\"l\":[\"a\",1,false,[null],{\"k\":\"v\"}]}");
-	expect_plain("{\"l\":{\"L\":[]}}", "{\"l\":[]}");
-	expect_plain("{\"ss\":{\"SS\":[\"a\",\"b\"]}}",
-	             "{\"ss\":[\"a\",\"b\"]}");
-}
-
-Test(control_api, item_a_full_row)
-{
-	expect_plain(
-	    "{\"FileName\":{\"S\":\"a/b.png\"},\"Bucket\":{\"S\":\"images\"},"
-	    "\"Size\":{\"N\":\"1234\"},\"Type\":{\"S\":\"image/png\"},"
-	    "\"Width\":{\"N\":\"10\"},\"Height\":{\"N\":\"20\"},"
-	    "\"ETag\":{\"S\":\"\\\"abc\\\"\"}}",
-	    "{\"Bucket\":\"images\",\"ETag\":\"\\\"abc\\\"\","
-	    "\"FileName\":\"a/b.png\",\"Height\":20,\"Size\":1234,"
-	    "\"Type\":\"image/png\",\"Width\":10}");
-}
-
-Test(control_api, item_odd_attributes)
-{
-	/* Two types, none, an unknown one, a non-object: null. */
-	expect_plain("{\"x\":{\"S\":\"a\",\"N\":\"1\"}}", "{\"x\":null}");
-	expect_plain("{\"x\":{}}", "{\"x\":null}");
-	expect_plain("{\"x\":{\"Q\":\"a\"}}", "{\"x\":null}");
-	expect_plain("{\"x\":\"plain\"}", "{\"x\":null}");
-	expect_plain("{\"x\":[1]}", "{\"x\":null}");
-	expect_plain("{\"x\":{\"S\":1}}", "{\"x\":null}");
-}
-
-Test(control_api, item_not_an_object)
-{
-	json_t *a = json_array(), *s = json_string("x");
-
-	cr_assert_null(ctl_item_plain(a));
-	cr_assert_null(ctl_item_plain(s));
-	cr_assert_null(ctl_item_plain(NULL));
-	json_decref(a);
-	json_decref(s);
 }
 
 /* --- names that may not be UTF-8 ---------------------------------------- */
@@ -749,7 +661,7 @@ Test(control_api, item_not_an_object)
 static void
 expect_name_json(const char *in, size_t len, const char *want, size_t want_len)
 {
-	json_t *j = ctl_json_name(in, len);
+	json_t *j = control_api_json_name(in, len);
 
 	cr_assert_not_null(j);
 	cr_assert(json_is_string(j));
@@ -800,7 +712,7 @@ Test(control_api, json_name_invalid)
 
 Test(control_api, json_name_dumps)
 {
-	json_t *j = ctl_json_name("a\"\xff\n", 4);
+	json_t *j = control_api_json_name("a\"\xff\n", 4);
 	char *s = json_dumps(j, JSON_ENCODE_ANY);
 
 	cr_assert_str_eq(s, "\"a\\\"\xef\xbf\xbd\\n\"");
@@ -814,21 +726,21 @@ Test(control_api, error_body)
 {
 	char *s;
 
-	s = ctl_error_body("Item not found");
+	s = control_api_error_body("Item not found");
 	cr_assert_str_eq(s, "{\"error\":\"Item not found\"}");
 	free(s);
-	s = ctl_error_body("say \"hi\"\nnow\t\\ \x01");
+	s = control_api_error_body("say \"hi\"\nnow\t\\ \x01");
 	cr_assert_str_eq(s,
 	                 "{\"error\":\"say \\\"hi\\\"\\nnow\\t\\\\ \\u0001\"}");
 	free(s);
-	s = ctl_error_body("");
+	s = control_api_error_body("");
 	cr_assert_str_eq(s, "{\"error\":\"\"}");
 	free(s);
-	s = ctl_error_body("\xc3\xa9");
+	s = control_api_error_body("\xc3\xa9");
 	cr_assert_str_eq(s, "{\"error\":\"\xc3\xa9\"}");
 	free(s);
 	/* not UTF-8: a generic message rather than no answer */
-	s = ctl_error_body("bad \xff name");
+	s = control_api_error_body("bad \xff name");
 	cr_assert_str_eq(s, "{\"error\":\"invalid request\"}");
 	free(s);
 }
