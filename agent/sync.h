@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "dynamo.h"
+#include "errclass.h"
 #include "loop.h"
 #include "s3.h"
 #include "state.h"
@@ -32,17 +33,6 @@ struct sync_deps {
 	const char *hostname;
 };
 
-/* Why files failed for good, for the failure counters. */
-enum sync_fail_class {
-	SYNC_FAIL_ACCESS,     /* AccessDenied and other refusals */
-	SYNC_FAIL_MISSING,    /* no such bucket or table */
-	SYNC_FAIL_UNREADABLE, /* the local file cannot be read */
-	SYNC_FAIL_NAME,       /* the name cannot be a key */
-	SYNC_FAIL_STATE,      /* the state database */
-	SYNC_FAIL_OTHER,
-	SYNC_FAIL_NCLASSES
-};
-
 struct sync_stats {
 	uint64_t queued;   /* dirty paths waiting (settling or ready) */
 	uint64_t running;  /* operations in flight */
@@ -53,7 +43,7 @@ struct sync_stats {
 	uint64_t failed; /* permanent failures since start */
 	uint64_t bytes;  /* uploaded */
 	uint64_t rescans;
-	uint64_t fail_by[SYNC_FAIL_NCLASSES];
+	uint64_t fail_by[ERR_REASON_N]; /* by err_reason (errclass.h) */
 };
 
 /* How a path given by the control socket resolves under the root. */
@@ -121,8 +111,6 @@ int sync_rescanning(const struct sync *s);
 /* The last error met, permanent or retried ("" when none). */
 const char *sync_last_error(const struct sync *s);
 void sync_note_error(struct sync *s, const char *message);
-
-const char *sync_fail_class_name(enum sync_fail_class c);
 
 /* Where path (relative to the root, never followed through a symlink)
  * leads. */
