@@ -1,7 +1,7 @@
 /*
  * watcher: what changed under the watch root, as events the sync engine
  * understands. The engine sees only this header; the inotify backend
- * (watcher_inotify.c) is one implementation, and a kqueue backend for the
+ * (watcher_inotify*.c) is one implementation, and a kqueue backend for the
  * BSDs and macOS fits behind the same functions.
  *
  * Paths are relative to the root, '/'-separated, with no leading slash,
