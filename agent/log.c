@@ -123,18 +123,6 @@ log_warn(const char *fmt, ...)
 	errno = saved;
 }
 
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_level = CONFIG_LOG_DEBUG;
-	log_vwrite(CONFIG_LOG_ERROR, "fatal: ", fmt, ap, NULL);
-	va_end(ap);
-	exit(1);
-}
-
 const char *
 log_path(const char *path, char *out, size_t outlen)
 {

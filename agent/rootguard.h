@@ -1,6 +1,6 @@
 /*
  * rootguard: whether the folder at watch.root is the folder this state
- * database mirrors (DESIGN.md invariant 5). A disk that was not mounted, an
+ * database mirrors (invariant 5). A disk that was not mounted, an
  * unmount, a folder moved away and another made in its place: each leaves
  * an empty or foreign folder at the same path, and mirroring it would
  * delete the cloud copy at the moment it became the only one.

@@ -1,7 +1,7 @@
 /*
  * beneath: opening a path under a directory without ever leaving it and
- * without following any symlink, on the way or at the end (DESIGN.md
- * invariant 6).
+ * without following any symlink, on the way or at the end (invariant
+ * 6).
  *
  * openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS does this in one call,
  * and is tried first. Safety never rests on it: where it is missing or

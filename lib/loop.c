@@ -21,7 +21,6 @@ struct loop_reg {
 
 struct loop {
 	int epfd;
-	int stopped;
 	uint32_t gen;
 	struct loop_reg *regs;
 	size_t nregs;
@@ -344,21 +343,4 @@ loop_run_once(struct loop *l, int timeout_ms, struct err *e)
 	}
 	loop_fire_timers(l);
 	return 0;
-}
-
-int
-loop_run(struct loop *l, const int *done, struct err *e)
-{
-	l->stopped = 0;
-	while (!l->stopped && (done == NULL || !*done)) {
-		if (loop_run_once(l, 1000, e) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-void
-loop_stop(struct loop *l)
-{
-	l->stopped = 1;
 }

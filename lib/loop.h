@@ -33,9 +33,6 @@ void loop_timer_free(struct loop_timer *t);
 
 /* Waits up to timeout_ms (-1 = forever) and dispatches what is ready. */
 int loop_run_once(struct loop *l, int timeout_ms, struct err *e);
-/* Runs until loop_stop() or until *done becomes non-zero (done may be NULL).*/
-int loop_run(struct loop *l, const int *done, struct err *e);
-void loop_stop(struct loop *l);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t loop_now_ms(void);
