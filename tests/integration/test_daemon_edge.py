@@ -228,6 +228,46 @@ class Edge(unittest.TestCase):
         self.assertTrue(d.alive())
         self.assertEqual(d.stop(), 0)
 
+    def test_skipped_directory_is_logged(self):
+        """A directory the watcher skips for good (here: deeper than its
+        4,096 levels) is said in the log; it used to be kept silently in
+        watcher_last_error."""
+        d = self.daemon()
+        top = os.stat(d.root).st_ino
+
+        def unwind():  # shutil.rmtree recurses once per level
+            cur = os.open(d.root, os.O_RDONLY | os.O_DIRECTORY)
+            while "d" in os.listdir(cur):
+                nxt = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=cur)
+                os.close(cur)
+                cur = nxt
+            while os.fstat(cur).st_ino != top:
+                for name in os.listdir(cur):
+                    os.unlink(name, dir_fd=cur)
+                parent = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=cur)
+                os.close(cur)
+                os.rmdir("d", dir_fd=parent)
+                cur = parent
+            os.close(cur)
+
+        self.addCleanup(unwind)
+        cur = os.open(d.root, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(4100):
+            os.mkdir("d", dir_fd=cur)
+            nxt = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=cur)
+            os.close(cur)
+            cur = nxt
+        fd = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=cur)
+        os.write(fd, make("x.jpg", 2, 2, b"deep")[0])
+        os.close(fd)
+        os.close(cur)
+        (d.root / "top.jpg").write_bytes(make("x.jpg", 2, 2, b"top")[0])
+        self.assertEqual(d.once(300).returncode, 0, d.log())
+        self.assertIn("top.jpg", d.remote_items())
+        lines = [l for l in d.log().splitlines() if "not mirrored" in l]
+        self.assertEqual(len(lines), 1, d.log()[-3000:])
+        self.assertIn("4096", lines[0])
+
 
 if __name__ == "__main__":
     unittest.main()
