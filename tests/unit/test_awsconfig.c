@@ -13,40 +13,11 @@
 #include <sys/stat.h>
 
 #include "awsconfig.h"
+#include "test_aws_env.h"
 
 static struct {
 	char dir[64];
 } fx;
-
-static void
-clear_aws_env(void)
-{
-	extern char **environ;
-	char name[256];
-	size_t i, n;
-
-again:
-	for (i = 0; environ[i] != NULL; i++) {
-		if (strncmp(environ[i], "AWS_", 4) != 0)
-			continue;
-		n = strcspn(environ[i], "=");
-		if (n >= sizeof(name))
-			continue;
-		memcpy(name, environ[i], n);
-		name[n] = '\0';
-		unsetenv(name);
-		goto again;
-	}
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 setup(void)

@@ -21,6 +21,7 @@
 #include "creds.h"
 #include "http.h"
 #include "loop.h"
+#include "test_aws_env.h"
 
 #define IMDS_TOKEN "imds-token-0123456789"
 #define CONTAINER_TOKEN "container-auth-token"
@@ -64,36 +65,6 @@ struct result {
 /*
  * Fixture.
  */
-static void
-clear_aws_env(void)
-{
-	extern char **environ;
-	char name[256];
-	size_t i, n;
-
-again:
-	for (i = 0; environ[i] != NULL; i++) {
-		if (strncmp(environ[i], "AWS_", 4) != 0)
-			continue;
-		n = strcspn(environ[i], "=");
-		if (n >= sizeof(name))
-			continue;
-		memcpy(name, environ[i], n);
-		name[n] = '\0';
-		unsetenv(name);
-		goto again;
-	}
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 setup(void)
 {
