@@ -1,6 +1,7 @@
 /*
  * What test_creds.c and test_awsconfig.c share: a process environment
- * without AWS_* variables, and removing a temporary HOME.
+ * without AWS_* variables, files written in a temporary HOME, and removing
+ * it. Include after <criterion/criterion.h>.
  */
 #ifndef IMGSYNC_TEST_AWS_ENV_H
 #define IMGSYNC_TEST_AWS_ENV_H
@@ -39,6 +40,23 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	(void)flag;
 	(void)ftw;
 	return remove(path);
+}
+
+/* dir/name with content; the path stays valid for the next three calls. */
+static inline const char *
+write_home_file(const char *dir, const char *name, const char *content)
+{
+	static char path[4][128];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	cr_assert_not_null(f, "%s", p);
+	fputs(content, f);
+	fclose(f);
+	return p;
 }
 
 #endif

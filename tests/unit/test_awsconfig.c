@@ -39,22 +39,6 @@ teardown(void)
 /* cppcheck-suppress unknownMacro */
 TestSuite(awsconfig, .init = setup, .fini = teardown);
 
-static const char *
-write_file(const char *name, const char *content)
-{
-	static char path[4][128];
-	static int next;
-	char *p = path[next++ % 4];
-	FILE *f;
-
-	snprintf(p, sizeof(path[0]), "%s/%s", fx.dir, name);
-	f = fopen(p, "w");
-	cr_assert_not_null(f, "%s", p);
-	fputs(content, f);
-	fclose(f);
-	return p;
-}
-
 Test(awsconfig, region_precedence)
 {
 	char out[64];
@@ -63,10 +47,11 @@ Test(awsconfig, region_precedence)
 	cr_assert_str_eq(out, "us-east-1");
 
 	setenv("AWS_CONFIG_FILE",
-	       write_file("config", "[default]\n"
-	                            "region = eu-central-1\n"
-	                            "[profile work]\n"
-	                            "region = ap-south-1\n"),
+	       write_home_file(fx.dir, "config",
+	                       "[default]\n"
+	                       "region = eu-central-1\n"
+	                       "[profile work]\n"
+	                       "region = ap-south-1\n"),
 	       1);
 	awsconfig_region("", out, sizeof(out));
 	cr_assert_str_eq(out, "eu-central-1");

@@ -99,22 +99,6 @@ teardown(void)
 /* cppcheck-suppress unknownMacro */
 TestSuite(creds, .init = setup, .fini = teardown);
 
-static const char *
-write_file(const char *name, const char *content)
-{
-	static char path[4][128];
-	static int next;
-	char *p = path[next++ % 4];
-	FILE *f;
-
-	snprintf(p, sizeof(path[0]), "%s/%s", fx.dir, name);
-	f = fopen(p, "w");
-	cr_assert_not_null(f, "%s", p);
-	fputs(content, f);
-	fclose(f);
-	return p;
-}
-
 static struct creds_provider *
 provider(const struct creds_opts *opts)
 {
@@ -423,10 +407,10 @@ Test(creds, env_with_only_one_variable_is_skipped)
 
 	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE",
-	       write_file("credentials",
-	                  "[default]\n"
-	                  "aws_access_key_id = AKIDFILE\n"
-	                  "aws_secret_access_key = filesecret\n"),
+	       write_home_file(fx.dir, "credentials",
+	                       "[default]\n"
+	                       "aws_access_key_id = AKIDFILE\n"
+	                       "aws_secret_access_key = filesecret\n"),
 	       1);
 	p = provider(NULL);
 	resolve(p, &r);
@@ -443,19 +427,19 @@ Test(creds, profile_from_shared_credentials_file)
 	struct result r;
 
 	setenv("AWS_SHARED_CREDENTIALS_FILE",
-	       write_file("creds",
-	                  "# a comment\n"
-	                  "[default]\n"
-	                  "aws_access_key_id = AKIDDEFAULT\n"
-	                  "aws_secret_access_key = defaultsecret\n"
-	                  "\n"
-	                  "[work]\r\n"
-	                  "; another comment\r\n"
-	                  "AWS_Access_Key_Id=AKIDWORK\r\n"
-	                  "aws_secret_access_key   =   worksecret  \r\n"
-	                  "aws_session_token = worktoken\r\n"
-	                  "[other]\n"
-	                  "aws_access_key_id = AKIDOTHER\n"),
+	       write_home_file(fx.dir, "creds",
+	                       "# a comment\n"
+	                       "[default]\n"
+	                       "aws_access_key_id = AKIDDEFAULT\n"
+	                       "aws_secret_access_key = defaultsecret\n"
+	                       "\n"
+	                       "[work]\r\n"
+	                       "; another comment\r\n"
+	                       "AWS_Access_Key_Id=AKIDWORK\r\n"
+	                       "aws_secret_access_key   =   worksecret  \r\n"
+	                       "aws_session_token = worktoken\r\n"
+	                       "[other]\n"
+	                       "aws_access_key_id = AKIDOTHER\n"),
 	       1);
 	setenv("AWS_PROFILE", "work", 1);
 	p = provider(NULL);
@@ -471,12 +455,13 @@ Test(creds, configured_profile_wins_over_AWS_PROFILE)
 	struct result r;
 
 	setenv("AWS_SHARED_CREDENTIALS_FILE",
-	       write_file("creds", "[work]\n"
-	                           "aws_access_key_id = AKIDWORK\n"
-	                           "aws_secret_access_key = worksecret\n"
-	                           "[other]\n"
-	                           "aws_access_key_id = AKIDOTHER\n"
-	                           "aws_secret_access_key = othersecret\n"),
+	       write_home_file(fx.dir, "creds",
+	                       "[work]\n"
+	                       "aws_access_key_id = AKIDWORK\n"
+	                       "aws_secret_access_key = worksecret\n"
+	                       "[other]\n"
+	                       "aws_access_key_id = AKIDOTHER\n"
+	                       "aws_secret_access_key = othersecret\n"),
 	       1);
 	setenv("AWS_PROFILE", "work", 1);
 	p = provider(&o);
@@ -491,17 +476,18 @@ Test(creds, profile_section_in_config_file)
 	struct result r;
 
 	setenv("AWS_CONFIG_FILE",
-	       write_file("config", "[default]\n"
-	                            "region = eu-west-1\n"
-	                            "[x]\n"
-	                            "aws_access_key_id = AKIDBARE\n"
-	                            "aws_secret_access_key = baresecret\n"
-	                            "[profile   x  ]\n"
-	                            "s3 =\n"
-	                            "  aws_access_key_id = AKIDNESTED\n"
-	                            "aws_access_key_id = AKIDCONFIGX\n"
-	                            "aws_secret_access_key = configxsecret\n"
-	                            "aws_session_token = configxtoken\n"),
+	       write_home_file(fx.dir, "config",
+	                       "[default]\n"
+	                       "region = eu-west-1\n"
+	                       "[x]\n"
+	                       "aws_access_key_id = AKIDBARE\n"
+	                       "aws_secret_access_key = baresecret\n"
+	                       "[profile   x  ]\n"
+	                       "s3 =\n"
+	                       "  aws_access_key_id = AKIDNESTED\n"
+	                       "aws_access_key_id = AKIDCONFIGX\n"
+	                       "aws_secret_access_key = configxsecret\n"
+	                       "aws_session_token = configxtoken\n"),
 	       1);
 	setenv("AWS_PROFILE", "x", 1);
 	p = provider(NULL);
@@ -520,9 +506,10 @@ Test(creds, default_section_in_config_file_and_default_paths)
 	/* No AWS_*_FILE variables: $HOME/.aws/config. */
 	snprintf(path, sizeof(path), "%s/.aws", fx.dir);
 	cr_assert_eq(mkdir(path, 0700), 0);
-	write_file(".aws/config", "[default]\n"
-	                          "aws_access_key_id = AKIDHOME\n"
-	                          "aws_secret_access_key = homesecret\n");
+	write_home_file(fx.dir, ".aws/config",
+	                "[default]\n"
+	                "aws_access_key_id = AKIDHOME\n"
+	                "aws_secret_access_key = homesecret\n");
 	p = provider(NULL);
 	resolve(p, &r);
 	assert_creds(&r, "AKIDHOME", "homesecret", "", "profile");
@@ -535,14 +522,16 @@ Test(creds, credentials_file_wins_over_config_file)
 	struct result r;
 
 	setenv("AWS_SHARED_CREDENTIALS_FILE",
-	       write_file("creds", "[default]\n"
-	                           "aws_access_key_id = AKIDCREDS\n"
-	                           "aws_secret_access_key = credssecret\n"),
+	       write_home_file(fx.dir, "creds",
+	                       "[default]\n"
+	                       "aws_access_key_id = AKIDCREDS\n"
+	                       "aws_secret_access_key = credssecret\n"),
 	       1);
 	setenv("AWS_CONFIG_FILE",
-	       write_file("config", "[default]\n"
-	                            "aws_access_key_id = AKIDCONFIG\n"
-	                            "aws_secret_access_key = configsecret\n"),
+	       write_home_file(fx.dir, "config",
+	                       "[default]\n"
+	                       "aws_access_key_id = AKIDCONFIG\n"
+	                       "aws_secret_access_key = configsecret\n"),
 	       1);
 	p = provider(NULL);
 	resolve(p, &r);
@@ -558,8 +547,9 @@ Test(creds, incomplete_profile_is_an_error_without_the_secret)
 
 	/* The error ends the chain: the container step is not reached. */
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/", 1);
-	path = write_file("creds", "[broken]\n"
-	                           "aws_secret_access_key = SECRETVALUE42\n");
+	path = write_home_file(fx.dir, "creds",
+	                       "[broken]\n"
+	                       "aws_secret_access_key = SECRETVALUE42\n");
 	setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
 	setenv("AWS_PROFILE", "broken", 1);
 	p = provider(NULL);
@@ -573,8 +563,9 @@ Test(creds, incomplete_profile_is_an_error_without_the_secret)
 	/* The other way round, in the config file. */
 	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
 	setenv("AWS_CONFIG_FILE",
-	       write_file("config", "[profile broken]\n"
-	                            "aws_access_key_id = AKIDONLY\n"),
+	       write_home_file(fx.dir, "config",
+	                       "[profile broken]\n"
+	                       "aws_access_key_id = AKIDONLY\n"),
 	       1);
 	resolve(p, &r);
 	assert_error(&r, "no aws_secret_access_key");
@@ -588,9 +579,10 @@ Test(creds, named_profile_that_does_not_exist_is_an_error)
 	struct result r;
 
 	setenv("AWS_SHARED_CREDENTIALS_FILE",
-	       write_file("creds", "[default]\n"
-	                           "aws_access_key_id = AKIDDEFAULT\n"
-	                           "aws_secret_access_key = defaultsecret\n"),
+	       write_home_file(fx.dir, "creds",
+	                       "[default]\n"
+	                       "aws_access_key_id = AKIDDEFAULT\n"
+	                       "aws_secret_access_key = defaultsecret\n"),
 	       1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	p = provider(&o);
@@ -605,9 +597,10 @@ Test(creds, unsupported_profile_kind_is_an_error)
 	struct result r;
 
 	setenv("AWS_CONFIG_FILE",
-	       write_file("config", "[profile deploy]\n"
-	                            "role_arn = arn:aws:iam::123:role/x\n"
-	                            "source_profile = default\n"),
+	       write_home_file(fx.dir, "config",
+	                       "[profile deploy]\n"
+	                       "role_arn = arn:aws:iam::123:role/x\n"
+	                       "source_profile = default\n"),
 	       1);
 	setenv("AWS_PROFILE", "deploy", 1);
 	p = provider(NULL);
@@ -692,7 +685,7 @@ Test(creds, container_with_token_file_over_localhost)
 	/* The file wins over the variable and is read with its newline. */
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong", 1);
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-	       write_file("token", CONTAINER_TOKEN "\n"), 1);
+	       write_home_file(fx.dir, "token", CONTAINER_TOKEN "\n"), 1);
 	snprintf(url, sizeof(url), "http://localhost:%s/creds",
 	         strrchr(fx.srv.base, ':') + 1);
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
