@@ -33,6 +33,8 @@ cr_free(struct cr *c)
 	buf_cleanup(&c->obj_arn);
 	buf_cleanup(&c->copy_arn);
 	buf_cleanup(&c->missing);
+	if (c->mp_fd != -1)
+		close(c->mp_fd);
 	free(c);
 }
 
@@ -167,7 +169,7 @@ cr_probe_key(struct cr *c)
 
 static struct cr *
 cr_new(const struct config *cfg, struct s3 *s3, struct dynamo *ddb,
-       const char *source, FILE *out, struct err *e)
+       struct aws_client *kms, const char *source, FILE *out, struct err *e)
 {
 	struct aws_client *sc = s3_client(s3), *dc = dynamo_client(ddb);
 	struct cr *c;
@@ -180,6 +182,9 @@ cr_new(const struct config *cfg, struct s3 *s3, struct dynamo *ddb,
 	c->cfg = cfg;
 	c->s3 = s3;
 	c->ddb = ddb;
+	c->kms = kms;
+	c->s3_done = cr_on_s3;
+	c->mp_fd = -1;
 	c->source = source != NULL ? source : "imgsync";
 	c->out = out;
 	c->worst = CHECKREMOTE_OK;
@@ -243,14 +248,14 @@ cr_timeout(struct cr *c)
 
 int
 checkremote_run(const struct config *cfg, struct loop *loop, struct s3 *s3,
-                struct dynamo *ddb, const char *source, FILE *out,
-                struct err *e)
+                struct dynamo *ddb, struct aws_client *kms, const char *source,
+                FILE *out, struct err *e)
 {
 	struct cr *c;
 	uint64_t deadline;
 	int rc;
 
-	c = cr_new(cfg, s3, ddb, source, out, e);
+	c = cr_new(cfg, s3, ddb, kms, source, out, e);
 	if (c == NULL)
 		return -1;
 	fprintf(out,

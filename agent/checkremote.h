@@ -56,8 +56,12 @@ enum checkremote_problem checkremote_explain(const struct checkremote_target *t,
  * Probes every permission the daemon needs with the configured clients:
  * s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload on a
  * probe key "<prefix>.imgsync-probe-<host>-<pid>" (and CopyObject, as a
- * rename does), dynamodb:DescribeTable (the key schema), PutItem, GetItem,
- * Scan and DeleteItem on a probe item. Prints one line per check to out
+ * rename does, and a small multipart upload completed, as files past the
+ * threshold are), all with the configured write options (storage class,
+ * encryption, checksum, expected bucket owner); with s3.sse = aws:kms and a
+ * key, kms:GenerateDataKey on that key (kms: NULL skips it);
+ * dynamodb:DescribeTable (the key schema), PutItem, GetItem, Scan and
+ * DeleteItem on a probe item. Prints one line per check to out
  * ("ok   s3:PutObject  arn:aws:s3:::bucket/key", "FAIL ... : why",
  * "skip ... : why"), then a summary naming every missing action.
  *
@@ -71,8 +75,8 @@ enum checkremote_problem checkremote_explain(const struct checkremote_target *t,
  * could not remove. All pointers are borrowed; source is the item's Source.
  */
 int checkremote_run(const struct config *cfg, struct loop *loop, struct s3 *s3,
-                    struct dynamo *ddb, const char *source, FILE *out,
-                    struct err *e);
+                    struct dynamo *ddb, struct aws_client *kms,
+                    const char *source, FILE *out, struct err *e);
 
 /* The exit status for checkremote_run's result (sysexits.h): 0, 69
  * EX_UNAVAILABLE (unreachable), 77 EX_NOPERM (credentials rejected or IAM

@@ -22,9 +22,11 @@ enum cr_step {
 	CR_S3_GET,
 	CR_S3_COPY,
 	CR_S3_DEL_COPY,
+	CR_S3_MULTIPART,
 	CR_S3_DEL,
 	CR_S3_ABORT,
 	CR_S3_VERSIONING,
+	CR_S3_KMS,
 	CR_DDB_DESCRIBE,
 	CR_DDB_PUT,
 	CR_DDB_GET,
@@ -39,6 +41,9 @@ struct cr {
 	const struct config *cfg;
 	struct s3 *s3;
 	struct dynamo *ddb;
+	struct aws_client *kms; /* NULL unless s3.sse = aws:kms */
+	s3_done_cb s3_done;     /* the run's S3 callback, for KMS's answer */
+	int mp_fd;              /* the multipart probe's body; -1 */
 	const char *source;
 	FILE *out;
 	struct checkremote_target s3t, ddbt;
@@ -52,6 +57,7 @@ struct cr {
 	char s3_stop[256]; /* why the remaining S3 probes are pointless */
 	char ddb_stop[256];
 	int put_ok, get_denied, copy_ok, obj_left, copy_left;
+	unsigned put_notes; /* S3_NOTE_* of the probe PutObject */
 	int item_made, item_left;
 	unsigned checks, failed, skipped;
 	int answered; /* some server answered: the clock could be judged */

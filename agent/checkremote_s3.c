@@ -1,16 +1,23 @@
 /*
  * checkremote_s3: the S3 half of --check-remote. On a probe key
  * "<prefix>.imgsync-probe-<host>-<pid>": PutObject, HeadObject (as
- * s3:GetObject), CopyObject to "<key>.copy" as a rename does, both
- * deletes, and an AbortMultipartUpload of an upload that does not exist;
- * then, as advice only, whether the bucket keeps versions. Starts each
- * call with the run's callback and judges the answer it is handed back.
+ * s3:GetObject), CopyObject to "<key>.copy" as a rename does, a small
+ * multipart upload completed on the probe key (a store that cannot is
+ * known before the first big file), both deletes, and an
+ * AbortMultipartUpload of an upload that does not exist; then, as advice
+ * only, whether the bucket keeps versions; and with SSE-KMS, whether the
+ * role may use the key (kms:GenerateDataKey). Every write carries the
+ * configured options (the s3 client sends them). Starts each call with the
+ * run's callback and judges the answer it is handed back.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "checkremote_impl.h"
 #include "errclass.h"
+#include "kms.h"
 #include "s3.h"
 
 #define CR_BODY "imgsyncd --check-remote probe: safe to delete\n"
@@ -49,6 +56,165 @@ cr_versioning(struct cr *c, const struct s3_result *r, const struct err *e)
 	    "s3 versioning", arn, msg);
 }
 
+/* What the store did differently, from an answer's notes. */
+static void
+cr_store_notes(struct cr *c, unsigned notes, const char *what)
+{
+	char arn[300];
+
+	snprintf(arn, sizeof(arn), "arn:%s:s3:::%s", c->partition,
+	         c->cfg->s3.bucket);
+	if (notes & S3_NOTE_ETAG_BY_HEAD)
+		checkremote_report_line(
+		    c, "note", "s3 store", arn,
+		    "it answered CompleteMultipartUpload with an empty ETag "
+		    "(as Ceph RGW 16.2 does); the object is whole and the "
+		    "daemon takes its ETag from HeadObject");
+	if (notes & S3_NOTE_NO_CHECKSUM) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg),
+		         "it did not confirm the SHA-256 checksum of %s: it "
+		         "keeps none, so verify --checksums cannot read one "
+		         "back (s3.checksum = \"none\" stops sending it)",
+		         what);
+		checkremote_report_line(c, "note", "s3 checksum", arn, msg);
+	}
+}
+
+/* The key S3 encrypts with, as the lines name it. */
+static void
+cr_kms_resource(const struct cr *c, char *out, size_t outlen)
+{
+	const char *id = c->cfg->s3.sse_kms_key_id;
+
+	if (strncmp(id, "arn:", 4) == 0)
+		snprintf(out, outlen, "%s", id);
+	else if (strncmp(id, "alias/", 6) == 0)
+		snprintf(out, outlen, "arn:%s:kms:%s:*:%s", c->partition,
+		         c->s3t.region, id);
+	else
+		snprintf(out, outlen, "arn:%s:kms:%s:*:key/%s", c->partition,
+		         c->s3t.region, id);
+}
+
+/* A PutObject refused for the key: S3's message names the KMS action. */
+static void
+cr_put_kms(struct cr *c, const struct err *e)
+{
+	char key[600];
+
+	if (e == NULL || err_classify(e) != ERRC_ACCESS ||
+	    strstr(e->message, "kms:") == NULL)
+		return;
+	cr_kms_resource(c, key, sizeof(key));
+	buf_printf(&c->missing, ", kms:GenerateDataKey on %s", key);
+}
+
+static void
+cr_kms_answer(struct cr *c, const struct err *e)
+{
+	char key[600], msg[900];
+
+	cr_kms_resource(c, key, sizeof(key));
+	if (e == NULL || err_classify(e) != ERRC_ACCESS) {
+		checkremote_report_check(c, &c->s3t, "kms:GenerateDataKey", key,
+		                         "(S3 asks it for every upload under "
+		                         "SSE-KMS)",
+		                         e);
+		return;
+	}
+	snprintf(msg, sizeof(msg),
+	         "refused (%.200s): S3 asks KMS for a data key with the "
+	         "uploader's permissions, so every upload under this key "
+	         "fails; allow kms:GenerateDataKey (and kms:Decrypt, for "
+	         "multipart uploads) on the key to the role, in its policy "
+	         "or the key's",
+	         e->message);
+	if (c->put_ok) {
+		/* S3 used the key for the probe object all the same: the key
+		 * policy may allow it only through S3 (kms:ViaService). */
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+		         "; yet S3 accepted the probe upload under the key "
+		         "(a key policy with kms:ViaService allows it through "
+		         "S3 only; or the store does not check KMS)");
+		checkremote_report_line(c, "WARN", "kms:GenerateDataKey", key,
+		                        msg);
+		return;
+	}
+	checkremote_report_problem(c, CHECKREMOTE_DENIED, "kms:GenerateDataKey",
+	                           key, msg, e);
+	if (c->missing.len > 0)
+		buf_puts(&c->missing, ", ");
+	buf_printf(&c->missing, "kms:GenerateDataKey on %s", key);
+}
+
+/* The multipart probe's answer: a store that cannot complete one fails
+ * every file past the threshold. */
+static void
+cr_multipart_answer(struct cr *c, const struct s3_result *r,
+                    const struct err *e)
+{
+	const char *obj = c->obj_arn.data;
+	char msg[900];
+
+	if (c->mp_fd != -1) {
+		close(c->mp_fd);
+		c->mp_fd = -1;
+	}
+	if (e == NULL) {
+		checkremote_report_check(
+		    c, &c->s3t, "s3:PutObject", obj,
+		    "(a multipart upload, completed: as files of "
+		    "s3.multipart_threshold_mb and more are)",
+		    NULL);
+		cr_store_notes(c, r->notes, "a multipart upload");
+		return;
+	}
+	if (e->kind != ERR_HTTP || err_classify(e) == ERRC_ACCESS ||
+	    err_classify(e) == ERRC_AUTH) {
+		checkremote_report_check(c, &c->s3t, "s3:PutObject", obj,
+		                         "(a multipart upload)", e);
+		return;
+	}
+	snprintf(msg, sizeof(msg),
+	         "the store cannot complete a multipart upload (%.300s): "
+	         "every file of s3.multipart_threshold_mb (%d MB) and more "
+	         "would fail; raise s3.multipart_threshold_mb (up to 5120) "
+	         "or use a store that can",
+	         e->message, c->cfg->s3.multipart_threshold_mb);
+	checkremote_report_problem(c, CHECKREMOTE_OTHER, "s3 multipart upload",
+	                           obj, msg, e);
+}
+
+/* KMS's answer, handed to the run's S3 callback. */
+static void
+cr_on_kms(const struct err *e, void *arg)
+{
+	struct cr *c = arg;
+
+	c->s3_done(NULL, e, c);
+}
+
+/* The multipart probe's body: a few bytes in a memory file. */
+static int
+cr_multipart_start(struct cr *c, s3_done_cb done, struct err *e)
+{
+	struct s3_body body;
+
+	c->mp_fd = memfd_create("imgsync-probe", MFD_CLOEXEC);
+	if (c->mp_fd == -1 || write(c->mp_fd, CR_BODY, strlen(CR_BODY)) !=
+	                          (ssize_t)strlen(CR_BODY)) {
+		err_sys(e, "check-remote: the multipart probe's body");
+		return -1;
+	}
+	memset(&body, 0, sizeof(body));
+	body.fd = c->mp_fd;
+	body.len = strlen(CR_BODY);
+	return s3_upload_multipart(c->s3, c->key.data, &body, "text/plain",
+	                           NULL, 0, done, c, e);
+}
+
 void
 checkremote_s3_answer(struct cr *c, const struct s3_result *r,
                       const struct err *e)
@@ -62,6 +228,9 @@ checkremote_s3_answer(struct cr *c, const struct s3_result *r,
 		c->obj_left = e == NULL;
 		checkremote_report_check(c, &c->s3t, "s3:PutObject", obj, NULL,
 		                         e);
+		cr_put_kms(c, e);
+		if (e == NULL)
+			cr_store_notes(c, r->notes, "a PutObject");
 		break;
 	case CR_S3_GET:
 		c->get_denied = checkremote_report_check(
@@ -96,6 +265,12 @@ checkremote_s3_answer(struct cr *c, const struct s3_result *r,
 	case CR_S3_VERSIONING:
 		cr_versioning(c, r, e);
 		break;
+	case CR_S3_MULTIPART:
+		cr_multipart_answer(c, r, e);
+		break;
+	case CR_S3_KMS:
+		cr_kms_answer(c, e);
+		break;
 	case CR_S3_ABORT:
 		/* Past the permission check, the made-up upload is unknown
 		 * (NoSuchUpload). */
@@ -124,6 +299,10 @@ checkremote_s3_action(enum cr_step step)
 		return "s3:DeleteObject";
 	case CR_S3_ABORT:
 		return "s3:AbortMultipartUpload";
+	case CR_S3_MULTIPART:
+		return "s3:PutObject";
+	case CR_S3_KMS:
+		return "kms:GenerateDataKey";
 	default:
 		return "s3:GetBucketVersioning";
 	}
@@ -134,6 +313,7 @@ checkremote_s3_start(struct cr *c, s3_done_cb done, struct err *e)
 {
 	const char *obj = c->obj_arn.data, *copy = c->copy_arn.data;
 	struct s3_body body;
+	char arn[300];
 	int rc = -1;
 
 	switch (c->step) {
@@ -197,6 +377,35 @@ checkremote_s3_start(struct cr *c, s3_done_cb done, struct err *e)
 		if (c->s3_stop[0] != '\0')
 			return 0;
 		rc = s3_get_versioning(c->s3, done, c, e);
+		break;
+	case CR_S3_MULTIPART:
+		if (c->s3_stop[0] != '\0' || !c->put_ok) {
+			checkremote_report_skip(
+			    c, "s3 multipart upload", obj,
+			    c->s3_stop[0] ? c->s3_stop
+			                  : "not checked: s3:PutObject is "
+			                    "refused");
+			return 0;
+		}
+		rc = cr_multipart_start(c, done, e);
+		break;
+	case CR_S3_KMS:
+		if (c->kms == NULL)
+			return 0;
+		if (c->cfg->s3.sse_kms_key_id[0] == '\0') {
+			checkremote_report_skip(
+			    c, "kms:GenerateDataKey", "alias/aws/s3",
+			    "not checked: the AWS managed key serves every "
+			    "principal of the account, through S3 only");
+			return 0;
+		}
+		/* S3's encryption context: the bucket's ARN with a Bucket
+		 * Key, else the object's. */
+		snprintf(arn, sizeof(arn), "arn:%s:s3:::%s", c->partition,
+		         c->cfg->s3.bucket);
+		rc = kms_generate_data_key(
+		    c->kms, c->cfg->s3.sse_kms_key_id,
+		    c->cfg->s3.sse_bucket_key ? arn : obj, cr_on_kms, c, e);
 		break;
 	default:
 		return 0;

@@ -94,7 +94,8 @@ control_engine_counted(struct control_conn *k, const char *verb,
 	    json_pack("{s:s,s:I}", "message", msg, "count", (json_int_t)n));
 }
 
-/* POST /verify?prefix=&repair=1&delete_orphans=1: one at a time. */
+/* POST /verify?prefix=&repair=1&delete_orphans=1&checksums=1: one at a
+ * time. */
 static enum MHD_Result
 control_engine_verify(struct control_conn *k)
 {
@@ -118,6 +119,7 @@ control_engine_verify(struct control_conn *k)
 		    k, 400, "prefix must be UTF-8, at most 1024 bytes");
 	o.repair = control_conn_query_true(k, "repair");
 	o.delete_orphans = control_conn_query_true(k, "delete_orphans");
+	o.checksums = control_conn_query_true(k, "checksums");
 	memset(&d, 0, sizeof(d));
 	d.loop = c->d.loop;
 	d.s3 = c->d.s3;

@@ -47,6 +47,18 @@ ctl_output_verify(FILE *f, const json_t *answer, struct err *e)
 		    up, rows, del);
 	}
 	fputc('\n', f);
+	k = json_object_get(answer, "checksums");
+	if (json_is_object(k)) {
+		double ok = 0, absent = 0, other = 0;
+
+		ctl_output_number(k, "matched", &ok);
+		ctl_output_number(k, "absent", &absent);
+		ctl_output_number(k, "not_compared", &other);
+		fprintf(f,
+		        "checksums: %.0f matched, %.0f absent, %.0f not "
+		        "compared\n",
+		        ok, absent, other);
+	}
 	v = json_string_value(json_object_get(answer, "note"));
 	if (v != NULL)
 		fprintf(f, "note: %s\n", v);

@@ -289,11 +289,23 @@ daemon_clients_setup(struct daemon *d, struct err *e)
 	                            c->dynamodb.endpoint, e);
 	if (d->ddbc == NULL)
 		return -1;
+	/* --check-remote asks KMS itself whether the key may be used. */
+	if (d->check_remote && strcmp(c->s3.sse, "aws:kms") == 0) {
+		d->kmsc = daemon_client_new(d, "kms", c->s3.region, "", e);
+		if (d->kmsc == NULL)
+			return -1;
+	}
 	memset(&so, 0, sizeof(so));
 	so.bucket = c->s3.bucket;
 	so.path_style = c->s3.path_style;
 	so.multipart_threshold = (uint64_t)c->s3.multipart_threshold_mb << 20;
 	so.part_size = (uint64_t)c->s3.part_size_mb << 20;
+	so.storage_class = c->s3.storage_class;
+	so.sse = c->s3.sse;
+	so.sse_kms_key_id = c->s3.sse_kms_key_id;
+	so.sse_bucket_key = c->s3.sse_bucket_key;
+	so.checksum = strcmp(c->s3.checksum, "sha256") == 0;
+	so.expected_bucket_owner = c->s3.expected_bucket_owner;
 	d->s3 = s3_new(d->s3c, &so, e);
 	d->ddb = d->s3 != NULL ? dynamo_new(d->loop, d->ddbc, e) : NULL;
 	return d->ddb == NULL ? -1 : 0;
@@ -355,6 +367,7 @@ daemon_teardown(struct daemon *d)
 	loop_timer_free(d->notify_timer);
 	aws_client_free(d->s3c);
 	aws_client_free(d->ddbc);
+	aws_client_free(d->kmsc);
 	summary_free(d->summary);
 	sync_free(d->sync);
 	state_close(d->state);
@@ -368,6 +381,25 @@ daemon_teardown(struct daemon *d)
 		close(d->lockfd);
 	loop_free(d->loop);
 	config_free(d->cfg);
+}
+
+/* Whether the S3 client's settings differ: they are fixed while it runs
+ * (a multipart upload in flight is cut by the part size it began with). */
+static int
+daemon_s3_changed(const struct config_s3 *a, const struct config_s3 *b)
+{
+	return strcmp(a->bucket, b->bucket) != 0 ||
+	       strcmp(a->region, b->region) != 0 ||
+	       strcmp(a->endpoint, b->endpoint) != 0 ||
+	       a->path_style != b->path_style ||
+	       a->multipart_threshold_mb != b->multipart_threshold_mb ||
+	       a->part_size_mb != b->part_size_mb ||
+	       strcmp(a->storage_class, b->storage_class) != 0 ||
+	       strcmp(a->sse, b->sse) != 0 ||
+	       strcmp(a->sse_kms_key_id, b->sse_kms_key_id) != 0 ||
+	       a->sse_bucket_key != b->sse_bucket_key ||
+	       strcmp(a->checksum, b->checksum) != 0 ||
+	       strcmp(a->expected_bucket_owner, b->expected_bucket_owner) != 0;
 }
 
 static void
@@ -385,6 +417,10 @@ daemon_reload(struct daemon *d)
 		return;
 	}
 	log_set_level(nc->log.level);
+	if (daemon_s3_changed(&d->cfg->s3, &nc->s3))
+		log_warnx("reload: the s3 settings changed; they apply from "
+		          "the next start (systemctl restart imgsyncd), the "
+		          "running uploads keep the old ones");
 	sync_reconfigure(d->sync, nc);
 	if (d->control != NULL)
 		control_reconfigure(d->control, nc);

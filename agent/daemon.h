@@ -35,6 +35,7 @@ struct daemon {
 	struct creds_provider *creds;
 	struct aws_client *s3c;
 	struct aws_client *ddbc;
+	struct aws_client *kmsc; /* --check-remote with s3.sse = aws:kms */
 	struct s3 *s3;
 	struct dynamo *ddb;
 	struct state *state;

@@ -63,8 +63,9 @@ struct ctl {
 	int json;
 	int watch;
 	int local;
-	int confirm; /* deletions --confirm */
-	int repair;  /* verify --repair [--delete-orphans] */
+	int confirm;   /* deletions --confirm */
+	int repair;    /* verify --repair [--delete-orphans] */
+	int checksums; /* verify --checksums */
 	int delete_orphans;
 	long page_size;
 	CURL *curl;
@@ -110,13 +111,15 @@ usage(FILE *f)
 	    "  pause, resume      stop and restart syncing\n"
 	    "  failed             files that failed, with the error\n"
 	    "  retry              try the failed files again\n"
-	    "  verify [--repair [--delete-orphans]] [PREFIX]\n"
+	    "  verify [--checksums] [--repair [--delete-orphans]] [PREFIX]\n"
 	    "                     compare the folder, the bucket and the "
 	    "table; --repair\n"
 	    "                     fixes what is safe, --delete-orphans also "
 	    "deletes objects\n"
 	    "                     no file accounts for; exit 1 when they "
-	    "differ\n"
+	    "differ;\n"
+	    "                     --checksums also reads each object's "
+	    "SHA-256 checksum\n"
 	    "  deletions [--confirm]\n"
 	    "                     local deletions held by sync.max_delete; "
 	    "--confirm\n"
@@ -629,9 +632,10 @@ run_verify(struct ctl *c, const struct command *cmd, char **args)
 
 	buf_init(&path, 0);
 	esc = curl_easy_escape(c->curl, args[0] != NULL ? args[0] : "", 0);
-	buf_printf(&path, "%s?prefix=%s%s%s", cmd->path, esc != NULL ? esc : "",
-	           c->repair ? "&repair=1" : "",
-	           c->delete_orphans ? "&delete_orphans=1" : "");
+	buf_printf(&path, "%s?prefix=%s%s%s%s", cmd->path,
+	           esc != NULL ? esc : "", c->repair ? "&repair=1" : "",
+	           c->delete_orphans ? "&delete_orphans=1" : "",
+	           c->checksums ? "&checksums=1" : "");
 	curl_free(esc);
 	if (buf_cstr(&path) == NULL) {
 		fputs("imgsyncctl: out of memory\n", stderr);
@@ -728,6 +732,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	    {"confirm", no_argument, NULL, 'y'},
 	    {"repair", no_argument, NULL, 'R'},
 	    {"delete-orphans", no_argument, NULL, 'D'},
+	    {"checksums", no_argument, NULL, 'C'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -771,6 +776,9 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		case 'D':
 			c->delete_orphans = 1;
 			break;
+		case 'C':
+			c->checksums = 1;
+			break;
 		case 'v':
 			printf("imgsyncctl %s\n", IMGSYNC_VERSION);
 			return -1;
@@ -806,10 +814,10 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		return usage_error("-n and --local go with list");
 	if (c->confirm && strcmp((*cmd)->name, "deletions") != 0)
 		return usage_error("--confirm goes with deletions");
-	if ((c->repair || c->delete_orphans) &&
+	if ((c->repair || c->delete_orphans || c->checksums) &&
 	    strcmp((*cmd)->name, "verify") != 0)
-		return usage_error(
-		    "--repair and --delete-orphans go with verify");
+		return usage_error("--repair, --delete-orphans and --checksums "
+		                   "go with verify");
 	if (c->delete_orphans && !c->repair)
 		return usage_error("--delete-orphans goes with --repair");
 	if (c->socket[0] == '\0' || strlen(c->socket) >= sizeof(sun.sun_path))

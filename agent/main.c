@@ -29,12 +29,15 @@ usage(FILE *f)
 	    "      --check-remote probe the credentials and every permission "
 	    "the daemon\n"
 	    "                     needs, name what is missing, then exit\n"
-	    "      --verify [--repair [--delete-orphans]] [--prefix P]\n"
+	    "      --verify [--checksums] [--repair [--delete-orphans]] "
+	    "[--prefix P]\n"
 	    "                     compare the folder, the bucket and the "
 	    "table (exit 1\n"
 	    "                     when they differ); --repair fixes what is "
 	    "safe, then\n"
-	    "                     converges as --once does\n"
+	    "                     converges as --once does; --checksums "
+	    "also reads each\n"
+	    "                     object's SHA-256 checksum\n"
 	    "      --adopt-root   make the folder at watch.root the mirrored "
 	    "one (writes\n"
 	    "                     its marker), then exit\n"
@@ -59,7 +62,8 @@ check_remote(struct daemon *d, struct err *e)
 	snprintf(source, sizeof(source), "%s%s",
 	         d->cfg->sync.source[0] ? "" : "imgsync@",
 	         d->cfg->sync.source[0] ? d->cfg->sync.source : d->hostname);
-	rc = checkremote_run(d->cfg, d->loop, d->s3, d->ddb, source, stdout, e);
+	rc = checkremote_run(d->cfg, d->loop, d->s3, d->ddb, d->kmsc, source,
+	                     stdout, e);
 	if (rc == -1)
 		log_error("%s", e->message);
 	return checkremote_exit_code(rc, e);
@@ -100,6 +104,7 @@ main(int argc, char **argv)
 	    {"verify", no_argument, NULL, 'V'},
 	    {"repair", no_argument, NULL, 'R'},
 	    {"delete-orphans", no_argument, NULL, 'D'},
+	    {"checksums", no_argument, NULL, 'C'},
 	    {"prefix", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -142,6 +147,9 @@ main(int argc, char **argv)
 		case 'D':
 			d.vopts.delete_orphans = 1;
 			break;
+		case 'C':
+			d.vopts.checksums = 1;
+			break;
 		case 'P':
 			d.vopts.prefix = optarg;
 			break;
@@ -156,9 +164,9 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind != argc ||
-	    ((d.vopts.repair || d.vopts.delete_orphans || d.vopts.prefix) &&
-	     !d.verify)) {
+	if (optind != argc || ((d.vopts.repair || d.vopts.delete_orphans ||
+	                        d.vopts.checksums || d.vopts.prefix) &&
+	                       !d.verify)) {
 		usage(stderr);
 		return EX_USAGE;
 	}

@@ -232,6 +232,7 @@ struct sync {
 	char skipped_told[1024]; /* the watcher's last skipped directory */
 	struct sync_stats stats;
 	char last_error[1024];
+	unsigned s3_noted; /* S3_NOTE_* already said in the log */
 };
 
 /* sync_path.c */
@@ -294,6 +295,8 @@ void sync_remove_item_deleted(struct job *j, const struct err *e,
                               s3_done_cb next);
 
 /* sync_upload.c */
+/* Says once in the log what the store did differently (r->notes). */
+void sync_upload_notes(struct sync *s, const struct s3_result *r);
 void sync_upload_converge(struct job *j);
 void sync_upload_on_work(void *arg);
 void sync_upload_put_item(struct job *j, const struct state_file *f,

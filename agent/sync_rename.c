@@ -126,6 +126,7 @@ rename_on_copy(const struct s3_result *res, const struct err *e, void *arg)
 		sync_job_net_error(j, "CopyObject", e);
 		return;
 	}
+	sync_upload_notes(j->sync, res);
 	snprintf(r->u.rn.etag, sizeof(r->u.rn.etag), "%s", res->etag);
 	/* The old row's content under the new key and ETag. */
 	f = r->old;

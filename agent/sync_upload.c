@@ -157,6 +157,24 @@ upload_changed(const struct run_upload *u)
 	       sync_mtime_ns(&now) != sync_mtime_ns(&u->st);
 }
 
+void
+sync_upload_notes(struct sync *s, const struct s3_result *r)
+{
+	unsigned fresh = r->notes & ~s->s3_noted;
+
+	if (fresh & S3_NOTE_ETAG_BY_HEAD)
+		log_warnx("the S3 store answered an empty ETag (Ceph RGW "
+		          "does after CompleteMultipartUpload); the object is "
+		          "whole: its ETag now comes from HeadObject (said "
+		          "once)");
+	if (fresh & S3_NOTE_NO_CHECKSUM)
+		log_warnx("the S3 store did not confirm the SHA-256 checksum "
+		          "sent with the upload: it keeps none, so verify "
+		          "cannot read one back (said once; s3.checksum = "
+		          "\"none\" stops sending it)");
+	s->s3_noted |= fresh;
+}
+
 static void
 upload_on_object(const struct s3_result *res, const struct err *e, void *arg)
 {
@@ -180,6 +198,7 @@ upload_on_object(const struct s3_result *res, const struct err *e, void *arg)
 		sync_job_finish(j, 0);
 		return;
 	}
+	sync_upload_notes(j->sync, res);
 	snprintf(u->etag, sizeof(u->etag), "%s", res->etag);
 	upload_row(j, &f);
 	sync_upload_put_item(j, &f, &u->st.st_mtim, upload_on_item);

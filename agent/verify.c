@@ -17,13 +17,9 @@
 #include "log.h"
 #include "verify_impl.h"
 
-static const char *const phase_names[] = {"listing objects",
-                                          "scanning items",
-                                          "reading the folder",
-                                          "comparing",
-                                          "rebuilding rows",
-                                          "deleting orphans",
-                                          "done"};
+static const char *const phase_names[] = {
+    "listing objects",   "scanning items",  "reading the folder", "comparing",
+    "reading checksums", "rebuilding rows", "deleting orphans",   "done"};
 
 static void verify_next(struct verify *v);
 
@@ -37,6 +33,17 @@ verify_resume(struct verify *v)
 		return 1;
 	verify_free(v);
 	return 0;
+}
+
+/* The comparing is done: with repair, the rows are rebuilt next. */
+static void
+verify_after_checksums(struct verify *v)
+{
+	if (!v->repair)
+		v->phase = PHASE_DONE;
+	else
+		v->phase = verify_repair_rebuild_begin(v) == -1 ? PHASE_DONE
+		                                                : PHASE_REBUILD;
 }
 
 static void
@@ -55,12 +62,21 @@ verify_on_timer(void *arg)
 		    verify_collect_local(v) == -1 ? PHASE_DONE : PHASE_COMPARE;
 		break;
 	case PHASE_COMPARE:
-		if (verify_repair_compare(v) == -1 || !v->repair) {
+		if (verify_repair_compare(v) == -1)
 			v->phase = PHASE_DONE;
-			break;
-		}
-		v->phase = verify_repair_rebuild_begin(v) == -1 ? PHASE_DONE
-		                                                : PHASE_REBUILD;
+		else if (v->checksums)
+			v->phase = verify_checksum_begin(v) == -1
+			               ? PHASE_DONE
+			               : PHASE_CHECKSUMS;
+		else
+			verify_after_checksums(v);
+		break;
+	case PHASE_CHECKSUMS:
+		if (verify_checksum_step(v))
+			return; /* its callback goes on */
+		sqlite3_finalize(v->walk);
+		v->walk = NULL;
+		verify_after_checksums(v);
 		break;
 	case PHASE_REBUILD:
 		if (verify_repair_rebuild_step(v))
@@ -142,6 +158,7 @@ verify_start(const struct verify_deps *deps, const struct verify_opts *opts,
 	v->next = verify_next;
 	v->repair = opts->repair;
 	v->delete_orphans = opts->repair && opts->delete_orphans;
+	v->checksums = opts->checksums;
 	for (k = 0; k < K_NKINDS; k++)
 		v->names[k] = json_array();
 	buf_init(&p, 0);
@@ -225,6 +242,13 @@ verify_report(const struct verify *v)
 		json_object_set_new(r, "orphans_deleted",
 		                    json_integer((json_int_t)v->deleted));
 	}
+	if (v->checksums)
+		json_object_set_new(
+		    r, "checksums",
+		    json_pack("{s:I,s:I,s:I}", "matched",
+		              (json_int_t)v->sums_checked, "absent",
+		              (json_int_t)v->sums_absent, "not_compared",
+		              (json_int_t)v->sums_other));
 	if (v->note[0] != '\0')
 		json_object_set_new(r, "note", json_string(v->note));
 	if (v->error[0] != '\0')

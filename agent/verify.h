@@ -21,6 +21,8 @@
  *                    or whose ETag or size differs from its object's
  *   unsynced         a local file the state database does not know
  *   failed           files that failed for good
+ *   checksum_mismatch  (with opts.checksums) an object whose SHA-256
+ *                    checksum is not the one its file's upload carries
  * Files deleted locally and not yet deleted remotely (held deletions among
  * them) are not differences.
  *
@@ -60,6 +62,10 @@ struct verify_opts {
 	const char *prefix; /* a FileName prefix ("" for all), borrowed */
 	int repair;
 	int delete_orphans;
+	/* Also compare each object's SHA-256 checksum (HeadObject, one per
+	 * object; a multipart file is read again) with the file's: the
+	 * report's "checksums" and the checksum_mismatch kind. */
+	int checksums;
 };
 
 struct verify;

@@ -26,6 +26,7 @@ enum verify_phase {
 	PHASE_ITEMS,
 	PHASE_LOCAL,
 	PHASE_COMPARE,
+	PHASE_CHECKSUMS,
 	PHASE_REBUILD,
 	PHASE_DELETE,
 	PHASE_DONE,
@@ -40,6 +41,7 @@ enum verify_kind {
 	K_DISAGREE,
 	K_UNSYNCED,
 	K_FAILED,
+	K_CHECKSUM, /* counted by verify_checksum.c, not by a query */
 	K_NKINDS
 };
 
@@ -49,7 +51,8 @@ struct verify {
 	int max_delete;
 	char *prefix;     /* the FileName prefix */
 	char *fileprefix; /* the same, less s3.prefix: a path prefix */
-	int repair, delete_orphans;
+	int repair, delete_orphans, checksums;
+	uint64_t sums_checked, sums_absent, sums_other; /* verify_checksum.c */
 	verify_done_cb cb;
 	void *arg;
 	/* Set by verify.c. A request's callback first calls resume (0: v
@@ -92,6 +95,9 @@ int verify_collect_local(struct verify *v);
 
 /* verify_repair.c: comparing and repairing. */
 
+/* Prepares v->walk over sql. 0, or -1 with v->error set. */
+int verify_repair_walk(struct verify *v, const char *sql);
+
 /* The report's name of a kind ("objects_missing", ...). */
 const char *verify_repair_kind_name(enum verify_kind k);
 /* Counts each kind and keeps its first names; with repair, asks the
@@ -106,5 +112,13 @@ int verify_repair_rebuild_step(struct verify *v);
 int verify_repair_delete_begin(struct verify *v);
 /* One orphan a step. 1 when a call is in flight (its callback goes on). */
 int verify_repair_delete_step(struct verify *v);
+
+/* verify_checksum.c: the objects' checksums against the files'. */
+
+/* Prepares v->walk over the synced files whose object is there. */
+int verify_checksum_begin(struct verify *v);
+/* Asks for one object's checksum (HeadObject); its callback compares and
+ * moves on. 1 when a call is in flight, 0 when there is no more. */
+int verify_checksum_step(struct verify *v);
 
 #endif

@@ -48,6 +48,7 @@ static const struct {
      "SELECT l.key, l.path FROM loc l WHERE l.row = 0 ORDER BY l.key"},
     {"failed",
      "SELECT l.key, l.path FROM loc l WHERE l.failed = 1 ORDER BY l.key"},
+    {"checksum_mismatch", NULL},
 };
 
 const char *
@@ -70,6 +71,8 @@ verify_repair_compare(struct verify *v)
 	int k, rc, n;
 
 	for (k = 0; k < K_NKINDS; k++) {
+		if (kinds[k].sql == NULL)
+			continue;
 		if (sqlite3_prepare_v2(v->db, kinds[k].sql, -1, &st, NULL) !=
 		    SQLITE_OK) {
 			snprintf(v->error, sizeof(v->error), "verify: %s",
@@ -173,8 +176,8 @@ out:
 		close(fd);
 }
 
-static int
-verify_walk(struct verify *v, const char *sql)
+int
+verify_repair_walk(struct verify *v, const char *sql)
 {
 	if (sqlite3_prepare_v2(v->db, sql, -1, &v->walk, NULL) == SQLITE_OK)
 		return 0;
@@ -186,11 +189,11 @@ verify_walk(struct verify *v, const char *sql)
 int
 verify_repair_rebuild_begin(struct verify *v)
 {
-	return verify_walk(v, "SELECT l.key, l.path, i.sha, i.etag, "
-	                      "o.size, i.type, i.width, i.height "
-	                      "FROM loc l LEFT JOIN item i ON i.key = "
-	                      "l.key LEFT JOIN obj o ON o.key = l.key "
-	                      "WHERE l.row = 0");
+	return verify_repair_walk(v, "SELECT l.key, l.path, i.sha, i.etag, "
+	                             "o.size, i.type, i.width, i.height "
+	                             "FROM loc l LEFT JOIN item i ON i.key = "
+	                             "l.key LEFT JOIN obj o ON o.key = l.key "
+	                             "WHERE l.row = 0");
 }
 
 /* A few unknown files a turn. 1 while there are more. */
@@ -304,5 +307,5 @@ verify_orphan_sql(struct verify *v)
 int
 verify_repair_delete_begin(struct verify *v)
 {
-	return verify_walk(v, verify_orphan_sql(v));
+	return verify_repair_walk(v, verify_orphan_sql(v));
 }

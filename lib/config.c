@@ -104,6 +104,65 @@ check_bucket(const char *v)
 	return NULL;
 }
 
+/* The classes an object can be written in and still be read at once
+ * (GLACIER and DEEP_ARCHIVE need a restore first: verify and the trash
+ * could not read their objects). */
+static const char *
+check_storage_class(const char *v)
+{
+	static const char *const classes[] = {
+	    "STANDARD",   "STANDARD_IA",         "ONEZONE_IA",
+	    "GLACIER_IR", "INTELLIGENT_TIERING", "REDUCED_REDUNDANCY",
+	};
+	size_t i;
+
+	if (v[0] == '\0')
+		return NULL;
+	for (i = 0; i < nitems(classes); i++) {
+		if (strcmp(v, classes[i]) == 0)
+			return NULL;
+	}
+	return "must be empty (the bucket's default) or one of STANDARD, "
+	       "STANDARD_IA, ONEZONE_IA, GLACIER_IR, INTELLIGENT_TIERING, "
+	       "REDUCED_REDUNDANCY (GLACIER and DEEP_ARCHIVE objects cannot "
+	       "be read back without a restore)";
+}
+
+static const char *
+check_sse(const char *v)
+{
+	return v[0] == '\0' || strcmp(v, "AES256") == 0 ||
+	               strcmp(v, "aws:kms") == 0
+	           ? NULL
+	           : "must be empty (the bucket's default), \"AES256\" or "
+	             "\"aws:kms\"";
+}
+
+static const char *
+check_checksum(const char *v)
+{
+	return strcmp(v, "sha256") == 0 || strcmp(v, "none") == 0
+	           ? NULL
+	           : "must be \"sha256\" or \"none\"";
+}
+
+/* An AWS account ID: twelve digits. */
+static const char *
+check_account_id(const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n == 0)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			break;
+	}
+	return n == 12 && i == n ? NULL
+	                         : "must be empty or an AWS account ID "
+	                           "(12 digits)";
+}
+
 static const char *
 check_table(const char *v)
 {
@@ -176,6 +235,13 @@ static const struct key keys[] = {
     K_BOOL("s3.path_style", s3.path_style, false),
     K_INT("s3.multipart_threshold_mb", s3.multipart_threshold_mb, 16, 5, 5120),
     K_INT("s3.part_size_mb", s3.part_size_mb, 8, 5, 5120),
+    K_STR("s3.storage_class", s3.storage_class, "", 0, check_storage_class),
+    K_STR("s3.sse", s3.sse, "", 0, check_sse),
+    K_STR("s3.sse_kms_key_id", s3.sse_kms_key_id, "", 2048, NULL),
+    K_BOOL("s3.sse_bucket_key", s3.sse_bucket_key, false),
+    K_STR("s3.checksum", s3.checksum, "sha256", 0, check_checksum),
+    K_STR("s3.expected_bucket_owner", s3.expected_bucket_owner, "", 0,
+          check_account_id),
     K_REQ("dynamodb.table", dynamodb.table, check_table),
     K_STR("dynamodb.region", dynamodb.region, "", 0, NULL),
     K_STR("dynamodb.endpoint", dynamodb.endpoint, "", 0, check_endpoint),

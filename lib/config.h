@@ -49,6 +49,12 @@ struct config_s3 {
 	bool path_style; /* default false */
 	int multipart_threshold_mb; /* 5..5120, default 16 */
 	int part_size_mb;           /* 5..5120, default 8 */
+	char *storage_class;  /* "": the bucket's default; STANDARD_IA... */
+	char *sse;            /* "": the bucket's default; AES256, aws:kms */
+	char *sse_kms_key_id; /* aws:kms only; "": the AWS managed key */
+	bool sse_bucket_key;  /* aws:kms only; default false */
+	char *checksum;       /* "sha256" (default) or "none" */
+	char *expected_bucket_owner; /* "" or a 12-digit account ID */
 };
 
 struct config_dynamodb {

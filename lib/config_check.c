@@ -162,6 +162,23 @@ credentials_check(const struct config_credentials *cr, const struct keyset *ks,
 	return 0;
 }
 
+/* The KMS settings mean something only with sse = "aws:kms". */
+static int
+sse_check(const struct config_s3 *s3, const struct keyset *ks, struct err *e)
+{
+	if (strcmp(s3->sse, "aws:kms") == 0)
+		return 0;
+	if (s3->sse_kms_key_id[0] != '\0')
+		return config_check_fail(e, loc_of(ks, "s3.sse_kms_key_id"),
+		                         "s3.sse_kms_key_id",
+		                         "needs s3.sse = \"aws:kms\"");
+	if (s3->sse_bucket_key)
+		return config_check_fail(e, loc_of(ks, "s3.sse_bucket_key"),
+		                         "s3.sse_bucket_key",
+		                         "needs s3.sse = \"aws:kms\"");
+	return 0;
+}
+
 /* path with its symlinks resolved as far as it exists, and "//", "." and
  * ".." folded in the rest: the folder it is, or will be once created.
  * Allocated; NULL when even "/" cannot be resolved. */
@@ -248,7 +265,8 @@ config_check_keys(const struct config *c, const struct keyset *ks,
 		              ks->at != NULL ? &ks->at[i] : NULL, e) == -1)
 			return -1;
 	}
-	if (credentials_check(&c->credentials, ks, e) == -1)
+	if (credentials_check(&c->credentials, ks, e) == -1 ||
+	    sse_check(&c->s3, ks, e) == -1)
 		return -1;
 	return trash_check(c, ks, e);
 }

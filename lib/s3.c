@@ -1,10 +1,10 @@
 /*
- * s3: the S3 client object, what S3's error bodies mean, and the calls that
- * are one request each: PutObject, DeleteObject, HeadObject, CopyObject,
- * AbortMultipartUpload, GetBucketVersioning. ListObjectsV2 is s3_list.c,
- * the upload of a file (one PUT, or in parts) s3_upload.c; both stand on
- * this file's struct s3_op and request helpers, and nothing here calls
- * them.
+ * s3: the S3 client object and its write options, what S3's error bodies
+ * mean, and the plumbing every call stands on: struct s3_op, the request's
+ * common fields and headers, sending. The calls that are one request each
+ * are s3_object.c, ListObjectsV2 s3_list.c, the upload of a file (one PUT,
+ * or in parts) s3_upload.c, the checksums s3_checksum.c; they stand on this
+ * file, and nothing here calls them.
  */
 #include "s3_impl.h"
 
@@ -64,6 +64,17 @@ s3_op_finish(struct s3_op *op, const struct err *e)
 	s3_op_free(op);
 }
 
+/* A copy of an optional string: NULL for NULL or "". -1 out of memory. */
+static int
+s3_opt_dup(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL || *src == '\0')
+		return 0;
+	*dst = strdup(src);
+	return *dst == NULL ? -1 : 0;
+}
+
 struct s3 *
 s3_new(struct aws_client *client, const struct s3_opts *opts, struct err *e)
 {
@@ -88,6 +99,17 @@ s3_new(struct aws_client *client, const struct s3_opts *opts, struct err *e)
 	if (s->part_size < 5u * S3_MIB)
 		s->part_size = 5u * S3_MIB;
 	s->parts_in_flight = opts->parts_in_flight ? opts->parts_in_flight : 4;
+	s->sse_bucket_key = opts->sse_bucket_key;
+	s->checksum = opts->checksum;
+	if (s3_opt_dup(&s->storage_class, opts->storage_class) == -1 ||
+	    s3_opt_dup(&s->sse, opts->sse) == -1 ||
+	    s3_opt_dup(&s->sse_kms_key_id, opts->sse_kms_key_id) == -1 ||
+	    s3_opt_dup(&s->expected_bucket_owner,
+	               opts->expected_bucket_owner) == -1) {
+		err_sys(e, "s3: out of memory");
+		s3_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -97,9 +119,38 @@ s3_free(struct s3 *s)
 	if (s == NULL)
 		return;
 	free(s->bucket);
+	free(s->storage_class);
+	free(s->sse);
+	free(s->sse_kms_key_id);
+	free(s->expected_bucket_owner);
 	free(s);
 }
 
+size_t
+s3_write_headers(const struct s3 *s, struct sigv4_kv *h, size_t n)
+{
+	if (s->storage_class != NULL) {
+		h[n].name = "x-amz-storage-class";
+		h[n++].value = s->storage_class;
+	}
+	if (s->sse == NULL)
+		return n;
+	h[n].name = "x-amz-server-side-encryption";
+	h[n++].value = s->sse;
+	if (strcmp(s->sse, "aws:kms") != 0)
+		return n;
+	if (s->sse_kms_key_id != NULL) {
+		h[n].name = "x-amz-server-side-encryption-aws-kms-key-id";
+		h[n++].value = s->sse_kms_key_id;
+	}
+	if (s->sse_bucket_key) {
+		h[n].name = "x-amz-server-side-encryption-bucket-key-enabled";
+		h[n++].value = "true";
+	}
+	return n;
+}
+
+/* base64 of a SHA-256 digest into out (45 bytes with its NUL). */
 struct aws_client *
 s3_client(const struct s3 *s)
 {
@@ -166,23 +217,41 @@ s3_parse_error(const struct http_response *resp, struct err *e)
 	return 1;
 }
 
-/* --- simple calls ------------------------------------------------------ */
+/* --- the requests' plumbing -------------------------------------------- */
 
-static void
-s3_etag_from(struct s3_op *op, struct http_response *resp)
+int
+s3_send_arg(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
+            void *arg, struct err *e)
 {
-	(void)http_response_header(resp, "ETag", op->r.etag,
-	                           sizeof(op->r.etag));
+	struct aws_request r = *req;
+	struct sigv4_kv *h = NULL;
+	int rc;
+
+	r.path = op->path.data;
+	if (op->s->expected_bucket_owner != NULL) {
+		/* aws_send copies the headers: this array may go after. */
+		h = calloc(req->nheaders + 1, sizeof(*h));
+		if (h == NULL) {
+			err_sys(e, "s3: calloc");
+			return -1;
+		}
+		if (req->nheaders > 0)
+			memcpy(h, req->headers, req->nheaders * sizeof(*h));
+		h[req->nheaders].name = "x-amz-expected-bucket-owner";
+		h[req->nheaders].value = op->s->expected_bucket_owner;
+		r.headers = h;
+		r.nheaders = req->nheaders + 1;
+	}
+	rc = aws_send(op->s->client, &r, cb, arg, e) != NULL ? 0 : -1;
+	free(h);
+	return rc;
 }
 
 int
 s3_send(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
         struct err *e)
 {
-	struct aws_request r = *req;
-
-	r.path = op->path.data;
-	return aws_send(op->s->client, &r, cb, op, e) != NULL ? 0 : -1;
+	return s3_send_arg(op, req, cb, op, e);
 }
 
 /* A call's first request: the op is freed when it cannot be sent. */
@@ -196,21 +265,6 @@ s3_start(struct s3_op *op, const struct aws_request *req, aws_done_cb cb,
 	return -1;
 }
 
-static void
-s3_on_simple(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return;
-	}
-	op->r.status = resp->status;
-	s3_etag_from(op, resp);
-	s3_op_finish(op, NULL);
-}
-
-/* Fills the request's common fields: method, bucket host, no body. */
 void
 s3_req_init(struct s3 *s, struct aws_request *req, const char *method,
             char *host_prefix, size_t hplen)
@@ -253,250 +307,4 @@ s3_meta_headers(struct sigv4_kv *h, size_t n, const char *content_type,
 		}
 	free(offs);
 	return n;
-}
-
-int
-s3_put_object(struct s3 *s, const char *key, const struct s3_body *body,
-              const char *content_type, const struct s3_meta *meta,
-              size_t nmeta, s3_done_cb cb, void *arg, struct err *e)
-{
-	struct aws_request req;
-	struct s3_op *op;
-	struct sigv4_kv *h;
-	struct buf names;
-	char hp[300];
-	int rc;
-
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	h = calloc(nmeta + 1, sizeof(*h));
-	if (h == NULL) {
-		err_sys(e, "s3: calloc");
-		s3_op_free(op);
-		return -1;
-	}
-	buf_init(&names, 0);
-	s3_req_init(s, &req, "PUT", hp, sizeof(hp));
-	req.headers = h;
-	req.nheaders = s3_meta_headers(h, 0, content_type, meta, nmeta, &names);
-	if (body->fd >= 0) {
-		req.body_fd = body->fd;
-		req.fd_len = body->len;
-	} else {
-		req.body = body->data;
-		req.body_len = (size_t)body->len;
-	}
-	req.payload_hash = body->sha256;
-	req.max_response = 64 * 1024;
-	rc = s3_start(op, &req, s3_on_simple, e);
-	buf_cleanup(&names);
-	free(h);
-	return rc;
-}
-
-int
-s3_delete_object(struct s3 *s, const char *key, const char *if_match,
-                 s3_done_cb cb, void *arg, struct err *e)
-{
-	struct sigv4_kv h[1] = {{"If-Match", if_match}};
-	struct aws_request req;
-	struct s3_op *op;
-	char hp[300];
-
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	s3_req_init(s, &req, "DELETE", hp, sizeof(hp));
-	if (if_match != NULL && if_match[0] != '\0') {
-		req.headers = h;
-		req.nheaders = 1;
-	}
-	return s3_start(op, &req, s3_on_simple, e);
-}
-
-static void
-s3_on_head(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-	char len[32];
-
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return;
-	}
-	op->r.status = resp->status;
-	s3_etag_from(op, resp);
-	if (http_response_header(resp, "Content-Length", len, sizeof(len)) == 0)
-		op->r.size = strtoull(len, NULL, 10);
-	(void)http_response_header(resp, "Content-Type", op->r.content_type,
-	                           sizeof(op->r.content_type));
-	(void)http_response_header(resp, "x-amz-meta-sha256", op->r.sha256_meta,
-	                           sizeof(op->r.sha256_meta));
-	s3_op_finish(op, NULL);
-}
-
-int
-s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-               struct err *e)
-{
-	struct aws_request req;
-	struct s3_op *op;
-	char hp[300];
-
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	s3_req_init(s, &req, "HEAD", hp, sizeof(hp));
-	return s3_start(op, &req, s3_on_head, e);
-}
-
-static int
-s3_etag_elem(const char *path, const char *text, size_t len, void *arg)
-{
-	struct s3_op *op = arg;
-	const char *leaf = strrchr(path, '/');
-
-	if (leaf != NULL && strcmp(leaf, "/ETag") == 0)
-		s3_copy_text(op->r.etag, sizeof(op->r.etag), text, len);
-	return 0;
-}
-
-/* An XML answer through elem; 0, or -1 when op was finished with the
- * transport's or the parser's error. */
-static int
-s3_xml_answer(struct s3_op *op, struct http_response *resp, const struct err *e,
-              xml_end_cb elem)
-{
-	struct err perr;
-
-	if (e != NULL) {
-		s3_op_finish(op, e);
-		return -1;
-	}
-	op->r.status = resp->status;
-	err_clear(&perr);
-	if (xml_parse(resp->body.data ? resp->body.data : "", resp->body.len,
-	              elem, op, &perr) == -1) {
-		s3_op_finish(op, &perr);
-		return -1;
-	}
-	return 0;
-}
-
-/* CopyObject and CompleteMultipartUpload answer an ETag in XML. */
-void
-s3_on_xml_etag(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-	struct err perr;
-
-	if (s3_xml_answer(op, resp, e, s3_etag_elem) == -1)
-		return;
-	if (op->r.etag[0] == '\0') {
-		err_clear(&perr);
-		err_set(&perr, ERR_PARSE, "s3: no ETag in the answer");
-		s3_op_finish(op, &perr);
-		return;
-	}
-	s3_op_finish(op, NULL);
-}
-
-int
-s3_copy_object(struct s3 *s, const char *src_key, const char *dst_key,
-               s3_done_cb cb, void *arg, struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv h[2];
-	struct s3_op *op;
-	struct buf src;
-	char hp[300];
-	int rc = -1;
-
-	op = s3_op_new(s, dst_key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	buf_init(&src, 0);
-	buf_printf(&src, "/%s/", s->bucket);
-	sigv4_uri_encode(&src, src_key, strlen(src_key), 1);
-	if (buf_cstr(&src) == NULL) {
-		err_sys(e, "s3: out of memory");
-		goto done;
-	}
-	h[0].name = "x-amz-copy-source";
-	h[0].value = src.data;
-	h[1].name = "x-amz-metadata-directive";
-	h[1].value = "COPY";
-	s3_req_init(s, &req, "PUT", hp, sizeof(hp));
-	req.headers = h;
-	req.nheaders = 2;
-	req.max_response = 64 * 1024;
-	rc = s3_send(op, &req, s3_on_xml_etag, e);
-done:
-	buf_cleanup(&src);
-	if (rc == -1)
-		s3_op_free(op);
-	return rc;
-}
-
-int
-s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
-                   s3_done_cb cb, void *arg, struct err *e)
-{
-	struct aws_request req;
-	struct sigv4_kv q[1];
-	struct s3_op *op;
-	char hp[300];
-
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	q[0].name = "uploadId";
-	q[0].value = upload_id;
-	s3_req_init(s, &req, "DELETE", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 1;
-	req.max_response = 64 * 1024;
-	return s3_start(op, &req, s3_on_simple, e);
-}
-
-static int
-s3_versioning_elem(const char *path, const char *text, size_t len, void *arg)
-{
-	struct s3_op *op = arg;
-
-	const char *leaf = strrchr(path, '/');
-
-	/* The leaf only: the root's name may carry S3's namespace. */
-	if (leaf != NULL && strcmp(leaf, "/Status") == 0)
-		s3_copy_text(op->r.versioning, sizeof(op->r.versioning), text,
-		             len);
-	return 0;
-}
-
-static void
-s3_on_versioning(struct http_response *resp, const struct err *e, void *arg)
-{
-	struct s3_op *op = arg;
-
-	if (s3_xml_answer(op, resp, e, s3_versioning_elem) == 0)
-		s3_op_finish(op, NULL);
-}
-
-int
-s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e)
-{
-	struct sigv4_kv q[1] = {{"versioning", ""}};
-	struct aws_request req;
-	struct s3_op *op;
-	char hp[300];
-
-	op = s3_op_new(s, "", cb, arg, e);
-	if (op == NULL)
-		return -1;
-	s3_req_init(s, &req, "GET", hp, sizeof(hp));
-	req.query = q;
-	req.nquery = 1;
-	req.max_response = 64 * 1024;
-	return s3_start(op, &req, s3_on_versioning, e);
 }

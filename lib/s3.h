@@ -19,6 +19,19 @@ struct s3_opts {
 	uint64_t multipart_threshold; /* bytes; 0: 16 MiB */
 	uint64_t part_size;           /* bytes; 0: 8 MiB; at least 5 MiB */
 	unsigned parts_in_flight;     /* 0: 4 */
+	/* Write options, sent with every request that makes an object
+	 * (PutObject, CreateMultipartUpload, CopyObject); NULL or "": not
+	 * sent, the bucket's default applies. */
+	const char *storage_class;  /* x-amz-storage-class */
+	const char *sse;            /* "AES256" or "aws:kms" */
+	const char *sse_kms_key_id; /* aws:kms: the key; "": AWS's own */
+	int sse_bucket_key;         /* aws:kms: an S3 Bucket Key */
+	/* A SHA-256 checksum with every upload: the whole object's for one
+	 * PUT, each part's and the composite of the parts' for multipart. */
+	int checksum;
+	/* x-amz-expected-bucket-owner on every request: the account ID the
+	 * bucket must belong to, else S3 refuses with 403. */
+	const char *expected_bucket_owner;
 };
 
 /* What to upload: a memory buffer, or len bytes of a file read with pread
@@ -48,9 +61,19 @@ struct s3_object {
 	char etag[80];
 };
 
+/* What a store did differently from S3, told in s3_result.notes so that
+ * the caller can say so (once) in its log. */
+#define S3_NOTE_ETAG_BY_HEAD 0x1 /* answered an empty ETag: HeadObject's */
+#define S3_NOTE_NO_CHECKSUM 0x2  /* did not confirm the checksum sent */
+
 struct s3_result {
 	long status;
-	char etag[80];          /* quotes kept, as S3 gives it */
+	char etag[80]; /* quotes kept, as S3 gives it */
+	/* The checksum S3 confirmed (PutObject, CompleteMultipartUpload) or
+	 * keeps (s3_head_checksum): base64 of the SHA-256, for multipart of
+	 * the parts' SHA-256s, then "-<parts>" (not every store adds it). */
+	char checksum_sha256[80];
+	unsigned notes;         /* S3_NOTE_* */
 	uint64_t size;          /* HeadObject */
 	char content_type[128]; /* HeadObject */
 	char sha256_meta[72];   /* HeadObject: x-amz-meta-sha256 */
@@ -96,6 +119,23 @@ int s3_delete_object(struct s3 *s, const char *key, const char *if_match,
 /* A missing key fails with http_status 404 and code "NotFound". */
 int s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
                    struct err *e);
+/* HeadObject asking for the object's checksum (x-amz-checksum-mode:
+ * ENABLED; for an object under SSE-KMS it needs kms:Decrypt): r->etag,
+ * r->size and r->checksum_sha256 ("" when the object has none). */
+int s3_head_checksum(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
+                     struct err *e);
+/* The checksum this client sends for a whole object with the SHA-256 sha256
+ * (lowercase hex): its base64, into out (at least 45 bytes). -1 when sha256
+ * is not 64 hex digits. */
+int s3_checksum_from_hex(const char *sha256, char *out, size_t outlen);
+/* Whether an upload of len bytes from a file goes in parts. */
+int s3_multipart(const struct s3 *s, uint64_t len);
+/* The checksum an upload of len bytes of fd by this client carries (one
+ * PUT's, or the composite of its parts as they are cut now), as
+ * r->checksum_sha256 gives it, with the "-<parts>"; read with pread.
+ * -1 with e set when the file cannot be read or shrank. */
+int s3_checksum_file(const struct s3 *s, int fd, uint64_t len, char *out,
+                     size_t outlen, struct err *e);
 /* GetBucketVersioning: r->versioning. */
 int s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e);
 /* One page; pass r->next_token back for the next. max_keys 0: 1000. */

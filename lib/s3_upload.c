@@ -16,45 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "imagemeta.h"
-
 static void s3_mp_pump(struct s3_op *op);
-
-/* SHA-256 of len bytes of fd from off, read with pread. */
-static int
-s3_hash_range(int fd, uint64_t off, uint64_t len, char out[65], struct err *e)
-{
-	struct imagemeta_hash *h = imagemeta_hash_new();
-	unsigned char chunk[65536];
-	ssize_t got;
-	int rc = -1;
-
-	if (h == NULL) {
-		err_set(e, ERR_SYS, "s3: SHA-256 unavailable");
-		return -1;
-	}
-	while (len > 0) {
-		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
-
-		got = pread(fd, chunk, want, (off_t)off);
-		if (got < 0) {
-			err_sys(e, "s3: reading the part to upload");
-			goto done;
-		}
-		if (got == 0) {
-			err_set(e, ERR_SYS,
-			        "s3: the file shrank during upload");
-			goto done;
-		}
-		imagemeta_hash_update(h, chunk, (size_t)got);
-		off += (uint64_t)got;
-		len -= (uint64_t)got;
-	}
-	rc = imagemeta_hash_final(h, out);
-done:
-	imagemeta_hash_free(h);
-	return rc;
-}
 
 static void
 s3_mp_on_abort(struct http_response *resp, const struct err *e, void *arg)
@@ -123,7 +85,7 @@ static int
 s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 {
 	struct aws_request req;
-	struct sigv4_kv q[2];
+	struct sigv4_kv q[2], h[2];
 	uint64_t off = (uint64_t)(part->number - 1) * op->s->part_size;
 	uint64_t len = op->body.len - off;
 	char hp[300], num[16], sha[65];
@@ -131,7 +93,8 @@ s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 	if (len > op->s->part_size)
 		len = op->s->part_size;
 	/* Each part is signed with its own hash, computed as it is sent. */
-	if (s3_hash_range(op->body.fd, off, len, sha, e) == -1)
+	if (s3_checksum_part(op->body.fd, off, len, sha, part->checksum, e) ==
+	    -1)
 		return -1;
 	snprintf(num, sizeof(num), "%u", part->number);
 	q[0].name = "partNumber";
@@ -145,11 +108,17 @@ s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 	req.fd_offset = off;
 	req.fd_len = len;
 	req.payload_hash = sha;
-	req.path = op->path.data;
 	req.max_response = 64 * 1024;
-	return aws_send(op->s->client, &req, s3_mp_on_part, part, e) != NULL
-	           ? 0
-	           : -1;
+	if (op->s->checksum) {
+		/* The part's own checksum; Complete lists them all. */
+		h[0].name = "x-amz-sdk-checksum-algorithm";
+		h[0].value = "SHA256";
+		h[1].name = "x-amz-checksum-sha256";
+		h[1].value = part->checksum;
+		req.headers = h;
+		req.nheaders = 2;
+	}
+	return s3_send_arg(op, &req, s3_mp_on_part, part, e);
 }
 
 static void s3_mp_complete(struct s3_op *op);
@@ -205,7 +174,12 @@ s3_mp_complete(struct s3_op *op)
 		buf_printf(&op->xml, "<Part><PartNumber>%u</PartNumber><ETag>",
 		           op->parts[i].number);
 		xml_escape(&op->xml, op->parts[i].etag);
-		buf_puts(&op->xml, "</ETag></Part>");
+		buf_puts(&op->xml, "</ETag>");
+		if (op->s->checksum)
+			buf_printf(&op->xml,
+			           "<ChecksumSHA256>%s</ChecksumSHA256>",
+			           op->parts[i].checksum);
+		buf_puts(&op->xml, "</Part>");
 	}
 	buf_puts(&op->xml, "</CompleteMultipartUpload>");
 	err_clear(&e);
@@ -304,7 +278,7 @@ s3_upload_multipart(struct s3 *s, const char *key, const struct s3_body *body,
 	op->body = *body;
 	op->nparts = (unsigned)n;
 	op->parts = calloc(n, sizeof(*op->parts));
-	h = calloc(nmeta + 1, sizeof(*h));
+	h = calloc(nmeta + 2 + S3_WRITE_HEADERS, sizeof(*h));
 	if (op->parts == NULL || h == NULL) {
 		err_sys(e, "s3: calloc");
 		free(h);
@@ -323,6 +297,12 @@ s3_upload_multipart(struct s3 *s, const char *key, const struct s3_body *body,
 	req.nquery = 1;
 	req.headers = h;
 	req.nheaders = s3_meta_headers(h, 0, content_type, meta, nmeta, &names);
+	req.nheaders = s3_write_headers(s, h, req.nheaders);
+	if (s->checksum) {
+		/* Composite: SHA-256 has no full-object form for multipart. */
+		h[req.nheaders].name = "x-amz-checksum-algorithm";
+		h[req.nheaders++].value = "SHA256";
+	}
 	req.max_response = 64 * 1024;
 	rc = s3_start(op, &req, s3_mp_on_create, e);
 	buf_cleanup(&names);
@@ -335,7 +315,7 @@ s3_upload(struct s3 *s, const char *key, const struct s3_body *body,
           const char *content_type, const struct s3_meta *meta, size_t nmeta,
           s3_done_cb cb, void *arg, struct err *e)
 {
-	if (body->fd >= 0 && body->len >= s->threshold)
+	if (body->fd >= 0 && s3_multipart(s, body->len))
 		return s3_upload_multipart(s, key, body, content_type, meta,
 		                           nmeta, cb, arg, e);
 	return s3_put_object(s, key, body, content_type, meta, nmeta, cb, arg,

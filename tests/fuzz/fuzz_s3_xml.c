@@ -3,11 +3,12 @@
  * xml_aws_error, xml_escape) and what lib/s3.c does with a response body:
  * s3_parse_error (public, the aws_error_parser), and the parsers of the
  * ListObjectsV2, CopyObject / CompleteMultipartUpload and
- * CreateMultipartUpload answers. Those three are static and only reached
- * through a signed request, so lib/s3.c, s3_list.c and s3_upload.c are
- * included here and their response callbacks (s3_on_list, s3_on_xml_etag,
- * s3_upload_id_elem) are called as aws.c calls them. Built and run by
- * tests/fuzz/run.
+ * CreateMultipartUpload answers. Two are static and only reached through a
+ * signed request, so lib/s3.c, s3_list.c and s3_upload.c are included here
+ * and their response callbacks (s3_on_list, s3_upload_id_elem) are called
+ * as aws.c calls them; the ETag answer's parser (s3_xml_etag_answer, of
+ * s3_impl.h) is called alone, since an answer without an ETag goes on to a
+ * HeadObject. Built and run by tests/fuzz/run.
  *
  * Input: a response body, or a whole response (see fuzz_resp.h). Every
  * input goes through every parser. A broken invariant abort()s.
@@ -293,11 +294,17 @@ fuzz_s3_answers(struct http_response *resp)
 	if (d.calls != 1)
 		abort();
 
-	/* CopyObject, CompleteMultipartUpload: the ETag */
+	/* CopyObject, CompleteMultipartUpload: the ETag and the checksum */
 	op = new_op(&s, &d);
-	s3_on_xml_etag(resp, NULL, op);
-	if (d.calls != 1)
+	if (s3_xml_etag_answer(op, resp, NULL) == 0) {
+		FUZZ_TERMINATED(op->r.etag);
+		FUZZ_TERMINATED(op->r.checksum_sha256);
+		if (d.calls != 0)
+			abort();
+		s3_op_free(op);
+	} else if (d.calls != 1) {
 		abort();
+	}
 
 	/* CreateMultipartUpload: the UploadId, parsed as s3_mp_on_create
 	 * does before it starts sending parts. */

@@ -39,7 +39,11 @@ EXPECTED_ACTIONS = {
     "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
     "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem",
     "dynamodb:DeleteItem", "dynamodb:Scan",
+    # Only with s3.sse = "aws:kms" (S3 asks KMS with the uploader's rights)
+    "kms:GenerateDataKey", "kms:Decrypt",
 }
+#: What --check-remote probes with no s3.sse.
+PLAIN_ACTIONS = {a for a in EXPECTED_ACTIONS if not a.startswith("kms:")}
 
 CHECK_TIMEOUT_S = 90
 
@@ -63,7 +67,7 @@ def moto_policy(bucket: str, without: str | None = None) -> dict:
     for st in policy["Statement"]:
         res = st["Resource"]
         res = [res] if isinstance(res, str) else res
-        if any(r.startswith("arn:aws:dynamodb:") for r in res):
+        if any(r.startswith(("arn:aws:dynamodb:", "arn:aws:kms:")) for r in res):
             st["Resource"] = "*"
         else:
             st["Resource"] = [r.replace("BUCKET", bucket) for r in res]
@@ -169,6 +173,9 @@ log: {{ level = "info"; }};
             self.assertTrue(all("*" not in a for a in acts), acts)
             if all(a.startswith("s3:") for a in acts):
                 self.assertEqual(res, ["arn:aws:s3:::BUCKET/*"])
+            elif all(a.startswith("kms:") for a in acts):
+                self.assertEqual(st["Sid"], "OnlyWithSseKms")
+                self.assertEqual(res, ["arn:aws:kms:REGION:ACCOUNT:key/KEY_ID"])
             else:
                 self.assertTrue(all(a.startswith("dynamodb:") for a in acts), acts)
                 self.assertEqual(res, ["arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE"])
@@ -184,7 +191,7 @@ log: {{ level = "info"; }};
                 self.assertEqual(self.lines(out, "skip"), [], out)
                 ok = self.lines(out, "ok")
                 named = {l.split()[1] for l in ok}
-                self.assertTrue(EXPECTED_ACTIONS <= named, (named, out))
+                self.assertTrue(PLAIN_ACTIONS <= named, (named, out))
                 self.assertIn("key schema", out)
                 self.assertIn(f"arn:aws:s3:::{self.bucket}/{prefix}.imgsync-probe-", out)
                 self.assertRegex(out, r"arn:aws:dynamodb:us-east-1:\d{12}:table/" + self.table)
@@ -217,7 +224,9 @@ log: {{ level = "info"; }};
     # ---- one action missing ---------------------------------------------
 
     def test_each_missing_action_is_named(self):
-        for action in sorted(EXPECTED_ACTIONS):
+        # The KMS actions matter only with s3.sse = "aws:kms":
+        # test_s3_options checks those.
+        for action in sorted(PLAIN_ACTIONS):
             with self.subTest(action=action):
                 keys = self.bed.user(moto_policy(self.bucket, without=action))
                 try:
@@ -235,7 +244,7 @@ log: {{ level = "info"; }};
                                if l.startswith("missing IAM actions:")]
                     self.assertEqual(len(missing), 1, out)
                     self.assertIn(action, missing[0])
-                    others = EXPECTED_ACTIONS - {action}
+                    others = PLAIN_ACTIONS - {action}
                     self.assertFalse(any(a + " " in missing[0] for a in others), out)
                     # what could be removed was removed; what not is named
                     if action == "s3:DeleteObject":

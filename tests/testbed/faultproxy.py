@@ -446,6 +446,7 @@ class FaultProxy:
                               # server-side proof of copy versus upload
                               "copy_source": req.get("x-amz-copy-source"),
                               "target": req.get("x-amz-target"),
+                              "owner": req.get("x-amz-expected-bucket-owner"),
                               "length": req.content_length() or 0})
 
     # ---- lifecycle -----------------------------------------------------

@@ -134,6 +134,12 @@ assert_defaults_except_required(const struct config *c)
 	cr_assert_eq(c->s3.path_style, false);
 	cr_assert_eq(c->s3.multipart_threshold_mb, 16);
 	cr_assert_eq(c->s3.part_size_mb, 8);
+	cr_assert_str_eq(c->s3.storage_class, "");
+	cr_assert_str_eq(c->s3.sse, "");
+	cr_assert_str_eq(c->s3.sse_kms_key_id, "");
+	cr_assert_eq(c->s3.sse_bucket_key, false);
+	cr_assert_str_eq(c->s3.checksum, "sha256");
+	cr_assert_str_eq(c->s3.expected_bucket_owner, "");
 	cr_assert_str_eq(c->dynamodb.region, "");
 	cr_assert_str_eq(c->dynamodb.endpoint, "");
 	cr_assert_str_eq(c->credentials.profile, "");
@@ -683,6 +689,54 @@ Test(config, syntax_error_line)
 	           "  include = [ \"*.jpg\", 5 ];\n"
 	           "};\n",
 	           "F:3: syntax error: mismatched element type in array");
+}
+
+/* The required keys, the s3 group last and open: line 3 and on. */
+#define S3_WITH                                                                \
+	"watch: { root = \"/srv/images\"; };\n"                                \
+	"dynamodb: { table = \"ImageMetadata\"; };\n"                          \
+	"s3: { bucket = \"images\"; "
+
+Test(config, s3_write_options)
+{
+	struct config *c;
+
+	c = load_ok(
+	    "watch: { root = \"/srv/images\"; };\n"
+	    "s3: { bucket = \"images\"; storage_class = \"GLACIER_IR\";\n"
+	    "  sse = \"aws:kms\"; sse_kms_key_id = \"alias/images\";\n"
+	    "  sse_bucket_key = true; checksum = \"none\";\n"
+	    "  expected_bucket_owner = \"123456789012\"; };\n"
+	    "dynamodb: { table = \"ImageMetadata\"; };\n");
+	cr_assert_str_eq(c->s3.storage_class, "GLACIER_IR");
+	cr_assert_str_eq(c->s3.sse, "aws:kms");
+	cr_assert_str_eq(c->s3.sse_kms_key_id, "alias/images");
+	cr_assert_eq(c->s3.sse_bucket_key, true);
+	cr_assert_str_eq(c->s3.checksum, "none");
+	cr_assert_str_eq(c->s3.expected_bucket_owner, "123456789012");
+	config_free(c);
+	load_fails(S3_WITH "storage_class = \"DEEP_ARCHIVE\"; };\n",
+	           "F:3: key \"s3.storage_class\": must be empty (the bucket's "
+	           "default) or one of STANDARD, STANDARD_IA, ONEZONE_IA, "
+	           "GLACIER_IR, INTELLIGENT_TIERING, REDUCED_REDUNDANCY "
+	           "(GLACIER and DEEP_ARCHIVE objects cannot be read back "
+	           "without a restore) (got \"DEEP_ARCHIVE\")");
+	load_fails(S3_WITH "sse = \"aes256\"; };\n",
+	           "F:3: key \"s3.sse\": must be empty (the bucket's default), "
+	           "\"AES256\" or \"aws:kms\" (got \"aes256\")");
+	load_fails(S3_WITH "sse = \"AES256\";\n"
+	                   "  sse_kms_key_id = \"k\"; };\n",
+	           "F:4: key \"s3.sse_kms_key_id\": needs s3.sse = "
+	           "\"aws:kms\"");
+	load_fails(S3_WITH "sse_bucket_key = true; };\n",
+	           "F:3: key \"s3.sse_bucket_key\": needs s3.sse = "
+	           "\"aws:kms\"");
+	load_fails(S3_WITH "checksum = \"md5\"; };\n",
+	           "F:3: key \"s3.checksum\": must be \"sha256\" or \"none\" "
+	           "(got \"md5\")");
+	load_fails(S3_WITH "expected_bucket_owner = \"1234567890ab\"; };\n",
+	           "F:3: key \"s3.expected_bucket_owner\": must be empty or an "
+	           "AWS account ID (12 digits) (got \"1234567890ab\")");
 }
 
 Test(config, credentials_half_set)
