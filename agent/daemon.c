@@ -307,6 +307,12 @@ daemon_clients_setup(struct daemon *d, struct err *e)
 	so.checksum = strcmp(c->s3.checksum, "sha256") == 0;
 	so.expected_bucket_owner = c->s3.expected_bucket_owner;
 	d->s3 = s3_new(d->s3c, &so, e);
+	if (d->s3 != NULL && s3_forced_path_style(d->s3))
+		log_info("s3: path-style requests (%s/%s/KEY): no virtual "
+		         "host %s.<endpoint> can reach %s (set s3.path_style "
+		         "= true to say so)",
+		         aws_client_endpoint(d->s3c), c->s3.bucket,
+		         c->s3.bucket, aws_client_endpoint(d->s3c));
 	d->ddb = d->s3 != NULL ? dynamo_new(d->loop, d->ddbc, e) : NULL;
 	return d->ddb == NULL ? -1 : 0;
 }

@@ -8,6 +8,8 @@
  */
 #include "s3_impl.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,33 @@ s3_opt_dup(char **dst, const char *src)
 	return *dst == NULL ? -1 : 0;
 }
 
+/*
+ * Whether a virtual-hosted request ("bucket.host") cannot reach this
+ * endpoint, so that only path style can: an IP address or localhost (no
+ * name under it resolves), or a bucket with a dot over https (its name
+ * breaks the certificate's wildcard). The SDKs fall back the same way.
+ */
+static int
+s3_needs_path_style(const char *origin, const char *bucket)
+{
+	char host[256], buf[sizeof(struct in6_addr)];
+	const char *h = strstr(origin, "://");
+	size_t n;
+
+	h = h != NULL ? h + 3 : origin;
+	if (strncmp(origin, "https://", 8) == 0 && strchr(bucket, '.') != NULL)
+		return 1;
+	if (*h == '[')
+		return 1; /* an IPv6 literal */
+	n = strcspn(h, ":/");
+	if (n >= sizeof(host))
+		return 0;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	return strcmp(host, "localhost") == 0 ||
+	       inet_pton(AF_INET, host, buf) == 1;
+}
+
 struct s3 *
 s3_new(struct aws_client *client, const struct s3_opts *opts, struct err *e)
 {
@@ -93,6 +122,11 @@ s3_new(struct aws_client *client, const struct s3_opts *opts, struct err *e)
 	s->client = client;
 	aws_client_set_protocol(client, SIGV4_S3, s3_parse_error);
 	s->path_style = opts->path_style;
+	if (!s->path_style &&
+	    s3_needs_path_style(aws_client_endpoint(client), s->bucket)) {
+		s->path_style = 1;
+		s->forced_path_style = 1;
+	}
 	s->threshold = opts->multipart_threshold ? opts->multipart_threshold
 	                                         : 16u * S3_MIB;
 	s->part_size = opts->part_size ? opts->part_size : 8u * S3_MIB;
@@ -155,6 +189,12 @@ struct aws_client *
 s3_client(const struct s3 *s)
 {
 	return s->client;
+}
+
+int
+s3_forced_path_style(const struct s3 *s)
+{
+	return s->forced_path_style;
 }
 
 /* --- errors ------------------------------------------------------------ */

@@ -15,7 +15,8 @@ struct s3;
 
 struct s3_opts {
 	const char *bucket;
-	int path_style;               /* else virtual-hosted: bucket.host */
+	int path_style; /* else virtual-hosted: bucket.host (unless it cannot
+	                   work: s3_forced_path_style) */
 	uint64_t multipart_threshold; /* bytes; 0: 16 MiB */
 	uint64_t part_size;           /* bytes; 0: 8 MiB; at least 5 MiB */
 	unsigned parts_in_flight;     /* 0: 4 */
@@ -150,6 +151,11 @@ int s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
 
 /* The aws_error_parser for S3: <Error><Code>..</Code>..</Error>. */
 int s3_parse_error(const struct http_response *resp, struct err *e);
+
+/* Whether s3_new took path style though virtual-hosted was asked for,
+ * since no "bucket.host" can reach the endpoint: an IP address or
+ * localhost, or a bucket with a dot over https. */
+int s3_forced_path_style(const struct s3 *s);
 
 /* The client the calls go through (borrowed): for its skew and endpoint. */
 struct aws_client *s3_client(const struct s3 *s);

@@ -23,6 +23,7 @@ struct s3 {
 	struct aws_client *client;
 	char *bucket;
 	int path_style;
+	int forced_path_style; /* asked for virtual-hosted, which cannot work */
 	uint64_t threshold;
 	uint64_t part_size;
 	unsigned parts_in_flight;

@@ -190,6 +190,18 @@ class S3Options(unittest.TestCase):
         self.assertTrue(any(r["copy_source"] for r in s3), s3)
         self.assertEqual([r for r in s3 if r["owner"] != "123456789012"], [])
 
+    def test_virtual_hosted_at_an_ip_address_falls_back_to_path_style(self):
+        # No "bucket.127.0.0.1" resolves: before the fallback every request
+        # failed to connect.
+        d = self.daemon("")
+        d.write_conf(d.conf.read_text().replace("path_style = true;",
+                                                "path_style = false;"))
+        data, _ = make("v.png", 8, 8, b"vhost")
+        (d.root / "v.png").write_bytes(data)
+        self.assertEqual(d.once(120).returncode, 0, d.log()[-3000:])
+        self.assertEqual(d.log().count("path-style requests"), 1, d.log())
+        self.assertEqual(self.head(d, "v.png")["ContentLength"], len(data))
+
     def test_bad_options_are_refused_with_the_key(self):
         for text, words in [
             ('storage_class = "GLACIER";', "s3.storage_class"),
