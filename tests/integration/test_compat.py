@@ -59,6 +59,25 @@ class S3rverCompat(BedTestCase):
         got = self.bed.s3().get_object(Bucket=bucket, Key="mp.tif")["Body"].read()
         self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(data).hexdigest())
 
+    def test_checksums_on_a_store_that_keeps_none(self):
+        # s3rver 3.7 takes the checksum headers and keeps nothing: the
+        # uploads stand, and the result says so (S3_NOTE_NO_CHECKSUM, 2).
+        bucket = self.bed.bucket()
+        data = os.urandom(6 * 1024 * 1024)
+        f = Path(self.tmp.name) / "ck"
+        f.write_bytes(data)
+        for key, parts in (("one.png", 0), ("mp.png", 2)):
+            thr = "5" if parts else "16"
+            res = awstool(self.env, "--bucket", bucket, "--path-style", "--checksum",
+                          "--threshold-mb", thr, "--part-mb", "5", "s3", "put", key,
+                          str(f))
+            self.assertOk(res)
+            self.assertEqual(res.lines[0]["parts"], parts)
+            self.assertEqual(res.lines[0]["checksum"], "", res)
+            self.assertEqual(res.lines[0]["notes"], 2, res)
+            got = self.bed.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+            self.assertEqual(got, data)
+
     def test_list_past_1000(self):
         bucket = self.bed.bucket()
         d = Path(self.tmp.name) / "many"

@@ -11,6 +11,7 @@
  *   awstool [options] ddb batch-put TABLE JSONL   (items, 25 per batch)
  * options: --bucket B --path-style --max-attempts N --threshold-mb N
  *   --part-mb N --concurrency N --skew SECS (pretend the clock is off)
+ *   --checksum (SHA-256 checksums on uploads: s3_opts.checksum)
  * Endpoint and region come from the environment (awsconfig.c), credentials
  * from the chain (creds.c).
  * Results go to stdout as JSON lines; on failure a JSON line
@@ -46,6 +47,7 @@ struct tool {
 	struct dynamo *ddb;
 	const char *bucket;
 	int path_style;
+	int checksum;
 	unsigned max_attempts;
 	uint64_t threshold;
 	uint64_t part_size;
@@ -107,9 +109,10 @@ on_upload(const struct s3_result *r, const struct err *e, void *arg)
 		t->failed = 1;
 		print_error(e);
 	} else {
-		j = json_pack("{s:s, s:s, s:b, s:i}", "key", u->key, "etag",
-		              r->etag, "multipart", r->multipart, "parts",
-		              r->parts);
+		j = json_pack("{s:s, s:s, s:b, s:i, s:s, s:i}", "key", u->key,
+		              "etag", r->etag, "multipart", r->multipart,
+		              "parts", r->parts, "checksum", r->checksum_sha256,
+		              "notes", (int)r->notes);
 		print_json(j);
 		json_decref(j);
 		t->ok++;
@@ -573,6 +576,7 @@ setup(struct tool *t, int is_s3, struct err *e)
 		memset(&so, 0, sizeof(so));
 		so.bucket = t->bucket;
 		so.path_style = t->path_style;
+		so.checksum = t->checksum;
 		so.multipart_threshold = t->threshold;
 		so.part_size = t->part_size;
 		t->s3 = s3_new(t->client, &so, e);
@@ -618,6 +622,8 @@ main(int argc, char **argv)
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--path-style") == 0)
 			t.path_style = 1;
+		else if (strcmp(argv[i], "--checksum") == 0)
+			t.checksum = 1;
 		else if (i + 1 >= argc)
 			break;
 		else if (strcmp(argv[i], "--bucket") == 0)
