@@ -208,6 +208,19 @@ s3_copy_text(char *dst, size_t dstlen, const char *text, size_t len)
 	dst[len] = '\0';
 }
 
+void
+s3_copy_etag(char *dst, size_t dstlen, const char *text, size_t len)
+{
+	if (len > 0 && text[0] != '"' && len + 3 <= dstlen) {
+		dst[0] = '"';
+		memcpy(dst + 1, text, len);
+		dst[len + 1] = '"';
+		dst[len + 2] = '\0';
+		return;
+	}
+	s3_copy_text(dst, dstlen, text, len);
+}
+
 /* A name for a bodiless error (HEAD has none), as the SDKs give it. */
 static const char *
 s3_status_code(long status)

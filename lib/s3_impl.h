@@ -79,6 +79,10 @@ void s3_op_free(struct s3_op *op);
 void s3_op_finish(struct s3_op *op, const struct err *e);
 /* text[0..len) into dst, cut to fit. */
 void s3_copy_text(char *dst, size_t dstlen, const char *text, size_t len);
+/* An ETag into dst with its quotes, as S3 gives it (Ceph RGW 16.2 answers
+ * CopyObject's without): the same object's ETag reads the same from every
+ * answer, so the item's and the listing's compare equal. */
+void s3_copy_etag(char *dst, size_t dstlen, const char *text, size_t len);
 /* Fills the request's common fields: method, bucket host, no body;
  * host_prefix is the buffer for "bucket.". */
 void s3_req_init(struct s3 *s, struct aws_request *req, const char *method,

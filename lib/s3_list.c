@@ -79,7 +79,7 @@ s3_list_elem(const char *path, const char *text, size_t len, void *arg)
 	} else if (strcmp(path, "ListBucketResult/Contents/Size") == 0) {
 		x->cur.size = strtoull(text, NULL, 10);
 	} else if (strcmp(path, "ListBucketResult/Contents/ETag") == 0) {
-		s3_copy_text(x->cur.etag, sizeof(x->cur.etag), text, len);
+		s3_copy_etag(x->cur.etag, sizeof(x->cur.etag), text, len);
 	} else if (strcmp(path, "ListBucketResult/Contents") == 0) {
 		if (x->cur.key == NULL || s3_list_push(x) == -1) {
 			x->failed = 1;

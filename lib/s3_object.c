@@ -15,8 +15,11 @@
 static void
 s3_etag_from(struct s3_op *op, struct http_response *resp)
 {
-	(void)http_response_header(resp, "ETag", op->r.etag,
-	                           sizeof(op->r.etag));
+	char etag[sizeof(op->r.etag)];
+
+	if (http_response_header(resp, "ETag", etag, sizeof(etag)) == 0)
+		s3_copy_etag(op->r.etag, sizeof(op->r.etag), etag,
+		             strlen(etag));
 }
 
 static void
@@ -193,7 +196,7 @@ s3_etag_elem(const char *path, const char *text, size_t len, void *arg)
 	const char *leaf = strrchr(path, '/');
 
 	if (leaf != NULL && strcmp(leaf, "/ETag") == 0)
-		s3_copy_text(op->r.etag, sizeof(op->r.etag), text, len);
+		s3_copy_etag(op->r.etag, sizeof(op->r.etag), text, len);
 	else if (leaf != NULL && strcmp(leaf, "/ChecksumSHA256") == 0)
 		s3_copy_text(op->r.checksum_sha256,
 		             sizeof(op->r.checksum_sha256), text, len);
