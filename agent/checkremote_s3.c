@@ -3,7 +3,9 @@
  * "<prefix>.imgsync-probe-<host>-<pid>": PutObject, HeadObject (as
  * s3:GetObject), CopyObject to "<key>.copy" as a rename does, a small
  * multipart upload completed on the probe key (a store that cannot is
- * known before the first big file), both deletes, and an
+ * known before the first big file), a delete with an If-Match that does
+ * not match (which a store must refuse: the daemon's deletes count on
+ * it), both deletes, and an
  * AbortMultipartUpload of an upload that does not exist; then, as advice
  * only, whether the bucket keeps versions; and with SSE-KMS, whether the
  * role may use the key (kms:GenerateDataKey). Every write carries the
@@ -187,6 +189,34 @@ cr_multipart_answer(struct cr *c, const struct s3_result *r,
 	                           obj, msg, e);
 }
 
+/* A delete whose If-Match names another ETag must be refused (412): the
+ * daemon deletes an object only in the version it knows, so that one
+ * written since by another writer stays. */
+static void
+cr_ifmatch_answer(struct cr *c, const struct err *e)
+{
+	char arn[300];
+
+	snprintf(arn, sizeof(arn), "arn:%s:s3:::%s", c->partition,
+	         c->cfg->s3.bucket);
+	if (e != NULL && e->http_status == 412) {
+		checkremote_report_line(c, "info", "s3 conditional delete", arn,
+		                        "If-Match is honoured: an object "
+		                        "written since the daemon looked is "
+		                        "never deleted");
+		return;
+	}
+	if (e != NULL)
+		return; /* the plain delete that follows says why */
+	c->obj_left = 0;
+	checkremote_report_line(
+	    c, "note", "s3 conditional delete", arn,
+	    "the store ignores If-Match on DeleteObject (as Ceph RGW 16.2 "
+	    "does): an object another writer puts at the same key between "
+	    "the daemon's look and its delete is deleted too; let one "
+	    "imgsyncd alone write each prefix");
+}
+
 /* KMS's answer, handed to the run's S3 callback. */
 static void
 cr_on_kms(const struct err *e, void *arg)
@@ -268,6 +298,9 @@ checkremote_s3_answer(struct cr *c, const struct s3_result *r,
 	case CR_S3_MULTIPART:
 		cr_multipart_answer(c, r, e);
 		break;
+	case CR_S3_DEL_IFMATCH:
+		cr_ifmatch_answer(c, e);
+		break;
 	case CR_S3_KMS:
 		cr_kms_answer(c, e);
 		break;
@@ -295,6 +328,7 @@ checkremote_s3_action(enum cr_step step)
 	case CR_S3_GET:
 		return "s3:GetObject";
 	case CR_S3_DEL_COPY:
+	case CR_S3_DEL_IFMATCH:
 	case CR_S3_DEL:
 		return "s3:DeleteObject";
 	case CR_S3_ABORT:
@@ -354,6 +388,13 @@ checkremote_s3_start(struct cr *c, s3_done_cb done, struct err *e)
 			return 0;
 		rc =
 		    s3_delete_object(c->s3, c->copy_key.data, NULL, done, c, e);
+		break;
+	case CR_S3_DEL_IFMATCH:
+		if (c->s3_stop[0] != '\0' || !c->obj_left)
+			return 0;
+		rc = s3_delete_object(c->s3, c->key.data,
+		                      "\"imgsync-check-remote-no-such-etag\"",
+		                      done, c, e);
 		break;
 	case CR_S3_DEL:
 		/* Deleting a missing key is permitted or not all the same. */

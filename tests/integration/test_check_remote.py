@@ -192,6 +192,9 @@ log: {{ level = "info"; }};
                 ok = self.lines(out, "ok")
                 named = {l.split()[1] for l in ok}
                 self.assertTrue(PLAIN_ACTIONS <= named, (named, out))
+                # a delete with another ETag was refused (412), as the
+                # daemon's deletes need
+                self.assertRegex(out, r"(?m)^info +s3 conditional delete .*honoured")
                 self.assertIn("key schema", out)
                 self.assertIn(f"arn:aws:s3:::{self.bucket}/{prefix}.imgsync-probe-", out)
                 self.assertRegex(out, r"arn:aws:dynamodb:us-east-1:\d{12}:table/" + self.table)

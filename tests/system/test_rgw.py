@@ -486,6 +486,8 @@ class CheckRemote(RgwCase):
         # it completes a multipart upload, and says RGW's ETag is missing
         self.assertRegex(out, r"(?m)^ok +s3:PutObject .*a multipart upload, completed")
         self.assertRegex(out, r"(?m)^note +s3 store .*CompleteMultipartUpload with an empty ETag")
+        # and that it deletes whatever If-Match says
+        self.assertRegex(out, r"(?m)^note +s3 conditional delete .*ignores If-Match")
         # its probes leave nothing behind
         self.assertEqual(d.remote_objects(), {})
         self.assertEqual(d.rgw_s3.list_multipart_uploads(Bucket=d.bucket).get("Uploads", []), [])
