@@ -277,6 +277,8 @@ daemon_clients_setup(struct daemon *d, struct err *e)
 	co.session_token = c->credentials.session_token;
 	co.profile = c->credentials.profile;
 	co.loop = d->loop;
+	co.region = c->s3.region;
+	co.process_timeout_ms = c->credentials.process_timeout_ms;
 	d->creds = creds_provider_new(&co, d->http, e);
 	if (d->creds == NULL)
 		return -1;

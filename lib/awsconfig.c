@@ -12,14 +12,48 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
 #include "text.h"
 
 static const char *const awsconfig_unsupported_keys[] = {
-    "role_arn",      "credential_process",      "sso_session",
-    "sso_start_url", "web_identity_token_file",
+    "mfa_serial",
+};
+
+#define AWSCONFIG_FIELD(f)                                                     \
+	{                                                                      \
+#f, offsetof(struct awsconfig_profile, f),                     \
+		    sizeof(((struct awsconfig_profile *)0)->f)                 \
+	}
+
+/* The keys read, each into the field of its name. */
+static const struct {
+	const char *key;
+	size_t off, len;
+} awsconfig_fields[] = {
+    {"aws_access_key_id", offsetof(struct awsconfig_profile, access_key_id),
+     sizeof(((struct awsconfig_profile *)0)->access_key_id)},
+    {"aws_secret_access_key",
+     offsetof(struct awsconfig_profile, secret_access_key),
+     sizeof(((struct awsconfig_profile *)0)->secret_access_key)},
+    {"aws_session_token", offsetof(struct awsconfig_profile, session_token),
+     sizeof(((struct awsconfig_profile *)0)->session_token)},
+    AWSCONFIG_FIELD(region),
+    AWSCONFIG_FIELD(role_arn),
+    AWSCONFIG_FIELD(source_profile),
+    AWSCONFIG_FIELD(credential_source),
+    AWSCONFIG_FIELD(external_id),
+    AWSCONFIG_FIELD(role_session_name),
+    AWSCONFIG_FIELD(duration_seconds),
+    AWSCONFIG_FIELD(web_identity_token_file),
+    AWSCONFIG_FIELD(credential_process),
+    AWSCONFIG_FIELD(sso_session),
+    AWSCONFIG_FIELD(sso_start_url),
+    AWSCONFIG_FIELD(sso_region),
+    AWSCONFIG_FIELD(sso_account_id),
+    AWSCONFIG_FIELD(sso_role_name),
 };
 
 const char *
@@ -92,6 +126,10 @@ awsconfig_is_section(enum awsconfig_file kind, char *name, const char *profile)
 	name = text_trim(name);
 	if (kind == AWSCONFIG_CREDENTIALS)
 		return strcmp(name, profile) == 0;
+	if (kind == AWSCONFIG_SSO_SESSION)
+		return strncmp(name, "sso-session", 11) == 0 &&
+		       (name[11] == ' ' || name[11] == '\t') &&
+		       strcmp(text_trim(name + 11), profile) == 0;
 	if (strcmp(name, "default") == 0)
 		return strcmp(profile, "default") == 0;
 	if (strncmp(name, "profile", 7) != 0 ||
@@ -128,21 +166,13 @@ awsconfig_property(struct awsconfig_profile *prof, char *line,
 	*eq = '\0';
 	key = text_trim(line);
 	value = text_trim(eq + 1);
-	if (strcasecmp(key, "aws_access_key_id") == 0)
-		return awsconfig_set(prof->access_key_id,
-		                     sizeof(prof->access_key_id), key, value,
-		                     profile, path, e);
-	if (strcasecmp(key, "aws_secret_access_key") == 0)
-		return awsconfig_set(prof->secret_access_key,
-		                     sizeof(prof->secret_access_key), key,
-		                     value, profile, path, e);
-	if (strcasecmp(key, "aws_session_token") == 0)
-		return awsconfig_set(prof->session_token,
-		                     sizeof(prof->session_token), key, value,
-		                     profile, path, e);
-	if (strcasecmp(key, "region") == 0) {
-		snprintf(prof->region, sizeof(prof->region), "%s", value);
-		return 0;
+	for (i = 0; i < sizeof(awsconfig_fields) / sizeof(awsconfig_fields[0]);
+	     i++) {
+		if (strcasecmp(key, awsconfig_fields[i].key) == 0)
+			return awsconfig_set((char *)prof +
+			                         awsconfig_fields[i].off,
+			                     awsconfig_fields[i].len, key,
+			                     value, profile, path, e);
 	}
 	for (i = 0; i < sizeof(awsconfig_unsupported_keys) /
 	                    sizeof(awsconfig_unsupported_keys[0]);

@@ -35,22 +35,39 @@ const char *awsconfig_profile_name(const char *configured, int *is_explicit);
 enum awsconfig_file {
 	AWSCONFIG_CREDENTIALS, /* sections named after the profile */
 	AWSCONFIG_CONFIG,      /* "[profile NAME]" and "[default]" */
+	AWSCONFIG_SSO_SESSION, /* the config file's "[sso-session NAME]" */
 };
 
-/* One file's view of one profile. */
+/* One file's view of one profile (or sso-session section): each key as
+ * written, "" when absent. */
 struct awsconfig_profile {
 	int found; /* the profile's section exists */
 	char access_key_id[128];
 	char secret_access_key[128];
 	char session_token[4096];
 	char region[64];
+	/* assume role */
+	char role_arn[256];
+	char source_profile[128];
+	char credential_source[32];
+	char external_id[1280];
+	char role_session_name[128];
+	char duration_seconds[16];
+	/* web identity; credential_process */
+	char web_identity_token_file[1024];
+	char credential_process[2048];
+	/* SSO: the profile's, or the sso-session section's */
+	char sso_session[128];
+	char sso_start_url[512];
+	char sso_region[64];
+	char sso_account_id[32];
+	char sso_role_name[128];
 	char unsupported[32]; /* the first key naming a way to get credentials
-	                         imgsync does not have: "role_arn",
-	                         "credential_process", "sso_session",
-	                         "sso_start_url", "web_identity_token_file" */
+	                         imgsync does not have: "mfa_serial" */
 };
 
-/* Reads profile's section of path. Keys are case-insensitive; indented
+/* Reads profile's section of path (for AWSCONFIG_SSO_SESSION, the section
+ * "[sso-session PROFILE]"). Keys are case-insensitive; indented
  * lines continue a property (nested settings such as "s3 =") and are
  * skipped. A missing file (or path "") is an empty one. Fails with
  * ERR_CREDS when the file cannot be read or a key is longer than its field.

@@ -252,6 +252,8 @@ static const struct key keys[] = {
           127, NULL),
     K_STR("credentials.session_token", credentials.session_token, "", 4095,
           NULL),
+    K_INT("credentials.process_timeout_ms", credentials.process_timeout_ms,
+          30000, 1000, 600000),
     K_INT("sync.concurrency", sync.concurrency, 16, 1, 256),
     K_STR("sync.source", sync.source, "", 0, NULL),
     K_STR("sync.delete", sync.delete, "mirror", 0, check_delete_policy),

@@ -69,6 +69,7 @@ struct config_credentials {
 	char *access_key_id;
 	char *secret_access_key;
 	char *session_token;
+	int process_timeout_ms; /* credential_process; 1000..600000, 30000 */
 };
 
 struct config_sync {

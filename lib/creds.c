@@ -2,11 +2,14 @@
  * creds: the credential chain (the order and its rules are in creds.h).
  *
  * This file runs the chain: the steps that need no network (explicit keys,
- * the environment, the shared files' profile, read by awsconfig.c), the
- * callers waiting on a resolution, the cached credentials and their
- * refresh ahead of expiry. The container and instance metadata steps are
- * creds_container.c and creds_imds.c, and creds_http.c sends their
- * requests; a resolution ends, and the provider is freed, in creds_core.c.
+ * the environment; the shared files' profile, and which of the others it
+ * asks for, is creds_profile.c), the callers waiting on a resolution,
+ * the cached credentials and their refresh ahead of expiry. The steps that
+ * ask a server or a program are creds_sts.c (roles), creds_sso.c,
+ * creds_process.c, creds_container.c and creds_imds.c, and creds_http.c
+ * sends their requests; a resolution ends, and the provider is freed, in
+ * creds_core.c. A role's source is a provider of its own, made and
+ * resolved through the struct creds_chain this file lends creds_sts.c.
  * They share the provider through creds_impl.h. This file is the top: it
  * calls the others, and none of them calls it.
  */
@@ -20,6 +23,7 @@
 
 #define CREDS_REFRESH_AHEAD_DEFAULT 300
 #define CREDS_REFRESH_MIN_INTERVAL_MS 10000u
+#define CREDS_PROCESS_TIMEOUT_DEFAULT_MS 30000
 
 /*
  * The synchronous steps: 1 found (c filled in), 0 nothing, -1 error.
@@ -70,76 +74,30 @@ creds_step_env(struct creds *c, struct err *e)
 	return 1;
 }
 
-/* One file's view of the profile: keys it has, or why they are unusable. */
+/* AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN. */
 static int
-creds_profile_keys(const struct awsconfig_profile *ini, const char *profile,
-                   const char *path, struct creds *c, struct err *e)
+creds_step_env_web_identity(struct creds_provider *p, struct err *e)
 {
-	int has_id = ini->access_key_id[0] != '\0';
-	int has_secret = ini->secret_access_key[0] != '\0';
+	const char *file = awsconfig_env("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *arn = awsconfig_env("AWS_ROLE_ARN");
+	const char *name = awsconfig_env("AWS_ROLE_SESSION_NAME");
+	struct creds_role *r = &p->role;
 
-	if (!has_id && !has_secret)
+	if (file == NULL || arn == NULL)
 		return 0;
-	if (!has_id || !has_secret) {
-		err_set(e, ERR_CREDS, "profile \"%s\" in %s has %s but no %s",
-		        profile, path,
-		        has_id ? "aws_access_key_id" : "aws_secret_access_key",
-		        has_id ? "aws_secret_access_key" : "aws_access_key_id");
+	memset(r, 0, sizeof(*r));
+	r->web_identity = 1;
+	if (creds_core_copy(r->token_file, sizeof(r->token_file), file) == -1 ||
+	    creds_core_copy(r->role_arn, sizeof(r->role_arn), arn) == -1 ||
+	    (name != NULL &&
+	     creds_core_copy(r->session_name, sizeof(r->session_name), name) ==
+	         -1)) {
+		err_set(e, ERR_CREDS,
+		        "AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN or "
+		        "AWS_ROLE_SESSION_NAME is too long");
 		return -1;
 	}
-	memcpy(c->access_key_id, ini->access_key_id, sizeof(c->access_key_id));
-	memcpy(c->secret_access_key, ini->secret_access_key,
-	       sizeof(c->secret_access_key));
-	memcpy(c->session_token, ini->session_token, sizeof(c->session_token));
-	snprintf(c->source, sizeof(c->source), "%s", "profile");
-	return 1;
-}
-
-static int
-creds_step_profile(const struct creds_provider *p, struct creds *c,
-                   struct err *e)
-{
-	struct awsconfig_profile cred, conf;
-	const char *profile, *path;
-	int is_explicit, rc;
-
-	profile = awsconfig_profile_name(p->profile, &is_explicit);
-	memset(&conf, 0, sizeof(conf));
-	rc = awsconfig_read_profile(p->cred_path, AWSCONFIG_CREDENTIALS,
-	                            profile, &cred, e);
-	if (rc == 0)
-		rc = awsconfig_read_profile(p->config_path, AWSCONFIG_CONFIG,
-		                            profile, &conf, e);
-	/* The credentials file wins over the config file, as in botocore. */
-	if (rc == 0)
-		rc = creds_profile_keys(&cred, profile, p->cred_path, c, e);
-	if (rc == 0)
-		rc = creds_profile_keys(&conf, profile, p->config_path, c, e);
-	if (rc != 0)
-		goto out;
-	if (cred.unsupported[0] != '\0' || conf.unsupported[0] != '\0') {
-		path =
-		    cred.unsupported[0] != '\0' ? p->cred_path : p->config_path;
-		err_set(e, ERR_CREDS,
-		        "profile \"%s\" in %s uses %s, which imgsync does not "
-		        "support; give the profile aws_access_key_id and "
-		        "aws_secret_access_key, or use the environment, a "
-		        "container or instance role",
-		        profile, path,
-		        cred.unsupported[0] != '\0' ? cred.unsupported
-		                                    : conf.unsupported);
-		rc = -1;
-	} else if (is_explicit && !cred.found && !conf.found &&
-	           strcmp(profile, "default") != 0) {
-		err_set(e, ERR_CREDS, "profile \"%s\" not found in %s or %s",
-		        profile, p->cred_path[0] ? p->cred_path : "(no HOME)",
-		        p->config_path[0] ? p->config_path : "(no HOME)");
-		rc = -1;
-	}
-out:
-	explicit_bzero(&cred, sizeof(cred));
-	explicit_bzero(&conf, sizeof(conf));
-	return rc;
+	return creds_sts_start(p, e) == -1 ? -1 : CREDS_STARTED;
 }
 
 /*
@@ -153,9 +111,47 @@ creds_step_network(struct creds_provider *p, struct err *e)
 	int rc;
 
 	rc = creds_container_start(p, e);
-	if (rc != 0)
-		return rc;
-	return creds_imds_start(p);
+	if (rc == 0)
+		rc = creds_imds_start(p);
+	return rc == 1 ? CREDS_STARTED : rc;
+}
+
+/* A role's source provider: only its own kind of step. */
+static int
+creds_chain_only(struct creds_provider *p, struct creds *c, struct err *e)
+{
+	int rc;
+
+	switch (p->only) {
+	case CREDS_ONLY_PROFILE:
+		return creds_profile_step(p, c, e);
+	case CREDS_ONLY_ENV:
+		rc = creds_step_env(c, e);
+		if (rc == 0)
+			err_set(
+			    e, ERR_CREDS,
+			    "credential_source Environment: "
+			    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are "
+			    "not both set");
+		return rc == 0 ? -1 : rc;
+	case CREDS_ONLY_CONTAINER:
+		rc = creds_container_start(p, e);
+		if (rc == 0)
+			err_set(e, ERR_CREDS,
+			        "credential_source EcsContainer: "
+			        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or "
+			        "_FULL_URI is not set");
+		return rc == 0 ? -1 : CREDS_STARTED;
+	case CREDS_ONLY_IMDS:
+		rc = creds_imds_start(p);
+		if (rc == 0)
+			err_set(e, ERR_CREDS,
+			        "credential_source Ec2InstanceMetadata: %s",
+			        p->note[0] ? p->note : "no instance metadata");
+		return rc == 0 ? -1 : CREDS_STARTED;
+	default:
+		return 0;
+	}
 }
 
 static void
@@ -171,16 +167,25 @@ creds_chain_start(struct creds_provider *p)
 	awsconfig_config_path(p->config_path, sizeof(p->config_path));
 	memset(&c, 0, sizeof(c));
 	err_clear(&e);
-	rc = creds_step_config(p, &c);
-	if (rc == 0)
-		rc = creds_step_env(&c, &e);
-	if (rc == 0)
-		rc = creds_step_profile(p, &c, &e);
+	if (p->only != CREDS_ALL) {
+		rc = creds_chain_only(p, &c, &e);
+	} else {
+		rc = creds_step_config(p, &c);
+		/* A profile named in the configuration negates the
+		 * environment's keys, as an explicit profile does in the
+		 * SDKs (its role may take them: credential_source). */
+		if (rc == 0 && p->profile == NULL)
+			rc = creds_step_env(&c, &e);
+		if (rc == 0)
+			rc = creds_step_env_web_identity(p, &e);
+		if (rc == 0)
+			rc = creds_profile_step(p, &c, &e);
+		if (rc == 0)
+			rc = creds_step_network(p, &e);
+	}
 	if (rc == 1)
 		creds_core_finish(p, &c, NULL);
 	else if (rc == -1)
-		creds_core_finish(p, NULL, &e);
-	else if ((rc = creds_step_network(p, &e)) == -1)
 		creds_core_finish(p, NULL, &e);
 	else if (rc == 0)
 		creds_core_nothing(p);
@@ -207,6 +212,27 @@ creds_dup_opt(char **dst, const char *src, size_t max, const char *name,
 		return -1;
 	}
 	return 0;
+}
+
+static const struct creds_chain creds_chain_table;
+
+/* What every provider has besides its keys and profile. */
+static int
+creds_provider_setup(struct creds_provider *p, struct loop *l,
+                     const char *region, int process_timeout_ms, struct err *e)
+{
+	p->loop = l;
+	p->chain = &creds_chain_table;
+	p->proc.out_fd = p->proc.err_fd = -1;
+	p->process_timeout_ms = process_timeout_ms > 0
+	                            ? process_timeout_ms
+	                            : CREDS_PROCESS_TIMEOUT_DEFAULT_MS;
+	if (region != NULL && *region != '\0' &&
+	    (p->region = strdup(region)) == NULL) {
+		err_sys(e, "credentials: strdup");
+		return -1;
+	}
+	return creds_http_init(p, l, e);
 }
 
 struct creds_provider *
@@ -252,12 +278,43 @@ creds_provider_new(const struct creds_opts *opts, struct http *http,
 		        "without access_key_id");
 		goto fail;
 	}
-	if (creds_http_init(p, opts->loop, e) == -1)
+	if (creds_provider_setup(p, opts->loop, opts->region,
+	                         opts->process_timeout_ms, e) == -1)
 		goto fail;
 	return p;
 fail:
 	creds_core_destroy(p);
 	return NULL;
+}
+
+/* A role's source: a provider of only that kind, one deeper, on the
+ * parent's http, loop and region. */
+static struct creds_provider *
+creds_provider_new_source(struct creds_provider *parent, enum creds_only only,
+                          const char *profile, struct err *e)
+{
+	struct creds_provider *p;
+
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		err_sys(e, "credentials: calloc");
+		return NULL;
+	}
+	p->http = parent->http;
+	p->refresh_ahead_secs = parent->refresh_ahead_secs;
+	p->only = only;
+	p->nesting = parent->nesting + 1;
+	p->self_source = only == CREDS_ONLY_PROFILE &&
+	                 strcmp(profile, parent->role.profile) == 0;
+	if ((only == CREDS_ONLY_PROFILE &&
+	     creds_dup_opt(&p->profile, profile, 256, "source_profile", e) ==
+	         -1) ||
+	    creds_provider_setup(p, parent->loop, parent->region,
+	                         parent->process_timeout_ms, e) == -1) {
+		creds_core_destroy(p);
+		return NULL;
+	}
+	return p;
 }
 
 void
@@ -270,6 +327,8 @@ creds_provider_free(struct creds_provider *p)
 		return; /* called again from a callback we are firing */
 	p->closing = 1;
 	creds_core_enter(p);
+	creds_sts_free(p);
+	creds_process_stop(p);
 	creds_http_cancel(p); /* its callback fires the waiters */
 	creds_core_cancelled(p);
 	creds_core_leave(p);
@@ -278,7 +337,7 @@ creds_provider_free(struct creds_provider *p)
 int
 creds_provider_get(struct creds_provider *p, struct creds *out)
 {
-	time_t now = time(NULL);
+	time_t now = time(NULL), ahead;
 	uint64_t now_ms;
 	int valid;
 
@@ -287,8 +346,13 @@ creds_provider_get(struct creds_provider *p, struct creds *out)
 	valid = p->cached.expiration == 0 || now < p->cached.expiration;
 	if (valid)
 		*out = p->cached;
+	/* Ahead: refresh_ahead_secs, or a third of a shorter lifetime. */
+	ahead = p->refresh_ahead_secs;
+	if (p->cached.expiration > p->got_at &&
+	    (p->cached.expiration - p->got_at) / 3 < ahead)
+		ahead = (p->cached.expiration - p->got_at) / 3;
 	if (p->cached.expiration == 0 || p->resolving || p->closing ||
-	    now < p->cached.expiration - p->refresh_ahead_secs)
+	    now < p->cached.expiration - ahead)
 		return valid ? 0 : -1;
 	now_ms = loop_now_ms();
 	if (p->last_refresh_ms != 0 &&
@@ -345,3 +409,9 @@ creds_provider_resolve(struct creds_provider *p, creds_done_cb cb, void *arg,
 	creds_core_leave(p);
 	return 0;
 }
+
+static const struct creds_chain creds_chain_table = {
+    .new_source = creds_provider_new_source,
+    .resolve = creds_provider_resolve,
+    .free = creds_provider_free,
+};

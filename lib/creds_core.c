@@ -39,10 +39,16 @@ creds_core_free_secret(char *s)
 void
 creds_core_destroy(struct creds_provider *p)
 {
+	size_t i;
+
 	loop_timer_free(p->step.timer);
 	p->step.timer = NULL;
 	creds_core_free_secret(p->step.auth);
 	p->step.auth = NULL;
+	for (i = 0; i < p->step.nhdrs; i++)
+		creds_core_free_secret(p->step.hdr_store[i]);
+	creds_core_free_secret(p->step.body);
+	free(p->region);
 	free(p->access_key_id);
 	creds_core_free_secret(p->secret_access_key);
 	creds_core_free_secret(p->session_token);
@@ -112,6 +118,7 @@ creds_core_finish(struct creds_provider *p, const struct creds *c,
 		copy = *c;
 		p->cached = copy;
 		p->have = 1;
+		p->got_at = time(NULL);
 	}
 	w = p->waiters;
 	n = p->nwaiters;

@@ -46,7 +46,7 @@ creds_http_digits(const char **pp, int n, int *out)
 	return 0;
 }
 
-static int
+int
 creds_http_parse_time(const char *s, time_t *out)
 {
 	struct tm tm;
@@ -202,7 +202,14 @@ creds_http_send(struct creds_provider *p, const struct creds_http_ops *ops,
 	req.url = s->url;
 	req.body_fd = -1;
 	req.max_response = CREDS_MAX_RESPONSE;
-	if (s->hdr_name != NULL) {
+	if (s->body != NULL) {
+		req.body = s->body;
+		req.body_len = strlen(s->body);
+	}
+	if (s->nhdrs > 0) {
+		req.headers = s->hdrs;
+		req.nheaders = s->nhdrs;
+	} else if (s->hdr_name != NULL) {
 		h.name = s->hdr_name;
 		h.value = s->hdr_value;
 		req.headers = &h;
@@ -301,6 +308,21 @@ creds_http_init(struct creds_provider *p, struct loop *l, struct err *e)
 		return 0;
 	p->step.timer = loop_timer_new(l, creds_http_on_timer, p, e);
 	return p->step.timer == NULL ? -1 : 0;
+}
+
+void
+creds_http_clear_extra(struct creds_provider *p)
+{
+	struct creds_http_step *s = &p->step;
+	size_t i;
+
+	for (i = 0; i < s->nhdrs; i++) {
+		creds_core_free_secret(s->hdr_store[i]);
+		s->hdr_store[i] = NULL;
+	}
+	s->nhdrs = 0;
+	creds_core_free_secret(s->body);
+	s->body = NULL;
 }
 
 void

@@ -222,7 +222,9 @@ creds_imds_response(struct creds_provider *p, struct http_response *resp)
 		creds_imds_creds(p, resp);
 		break;
 	case STAGE_CONTAINER:
-		break; /* creds_container.c's */
+	case STAGE_STS:
+	case STAGE_SSO:
+		break; /* the other steps' */
 	}
 }
 

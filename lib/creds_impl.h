@@ -3,8 +3,14 @@
  * includes. From the top down, each calling only the files below it:
  *   creds.c            runs the chain (its synchronous steps, the waiters,
  *                      the cache and its refresh), the public API
- *   creds_container.c  the two steps that ask a server; each hands
- *   creds_imds.c       creds_http.c its struct creds_http_ops with a request
+ *   creds_profile.c    the shared files' profile, and the step it asks for
+ *   creds_sts.c        assume role (its source first: a provider of its
+ *                      own) and web identity, over STS
+ *   creds_process.c    credential_process, a program run without a shell
+ *   creds_sso.c        SSO: the cached token, then GetRoleCredentials
+ *   creds_container.c  the steps that ask a server (and the three above);
+ *   creds_imds.c       each hands creds_http.c its struct creds_http_ops
+ *                      with a request
  *   creds_http.c       sends those requests, one at a time in the
  *                      provider's struct creds_http_step, and hands the
  *                      outcome to the ops of the step that sent it
@@ -32,6 +38,54 @@ enum creds_stage {
 	STAGE_IMDS_TOKEN,
 	STAGE_IMDS_ROLE,
 	STAGE_IMDS_CREDS,
+	STAGE_STS,
+	STAGE_SSO,
+};
+
+/* What a provider resolves: the whole chain, or one source of a role
+ * (creds_sts.c makes such a provider for the role's source). */
+enum creds_only {
+	CREDS_ALL,
+	CREDS_ONLY_PROFILE,   /* source_profile: that profile, nothing else */
+	CREDS_ONLY_ENV,       /* credential_source = Environment */
+	CREDS_ONLY_IMDS,      /* credential_source = Ec2InstanceMetadata */
+	CREDS_ONLY_CONTAINER, /* credential_source = EcsContainer */
+};
+
+/* A role to assume (creds_sts.c), found by creds.c in the environment or a
+ * profile. */
+struct creds_role {
+	int web_identity; /* AssumeRoleWithWebIdentity, token_file's */
+	char role_arn[256];
+	char session_name[128]; /* "" : imgsync-<time> */
+	char external_id[1280];
+	int duration; /* seconds; 0: STS's default (3600) */
+	char token_file[1024];
+	char profile[128]; /* the profile it comes from; "" : env */
+	/* the source (assume role only) */
+	enum creds_only source_kind;
+	char source_profile[128];
+};
+
+/* SSO's settings of a profile (creds_sso.c). */
+struct creds_sso_plan {
+	char cache_key[512]; /* the session name, or the legacy start URL */
+	char region[64];
+	char account_id[32];
+	char role_name[128];
+	char profile[128];
+};
+
+/* A running credential_process (creds_process.c). */
+struct creds_proc {
+	int pid;
+	int out_fd, err_fd;
+	struct buf out, err;
+	struct loop_timer *timer; /* the deadline, then the wait for exit */
+	uint64_t deadline_ms;
+	int timed_out;
+	char first_word[128]; /* for messages: never the arguments */
+	char profile[128];
 };
 
 struct creds_provider;
@@ -65,6 +119,11 @@ struct creds_http_step {
 	const char *hdr_name;
 	const char *hdr_value;
 	char *auth; /* container Authorization value */
+	/* STS: a body and signed headers instead of the one header */
+	char *body;
+	struct http_header hdrs[6];
+	size_t nhdrs;
+	char *hdr_store[6]; /* their values, owned */
 	char url[4096];
 	char imds_base[1024];
 	char imds_token[1024];
@@ -84,9 +143,23 @@ struct creds_provider {
 	char *profile;
 	int refresh_ahead_secs;
 	struct http *http; /* borrowed */
+	struct loop *loop; /* borrowed; NULL: no deadlines, no process */
+	char *region;      /* STS's; NULL: the profile's or us-east-1 */
+	int process_timeout_ms;
+	enum creds_only only;
+	int nesting;     /* a role's source is one deeper: a loop ends at 8 */
+	int self_source; /* the profile is its role's own source: its keys */
 
 	struct creds cached;
 	int have;
+	time_t got_at; /* when cached was resolved */
+
+	/* assume role and web identity: the role, its source provider */
+	struct creds_role role;
+	struct creds_provider *source;
+	const struct creds_chain *chain; /* creds.c's */
+	struct creds_sso_plan sso;
+	struct creds_proc proc;
 	uint64_t last_refresh_ms; /* last background refresh started */
 
 	struct creds_waiter *waiters;
@@ -150,7 +223,10 @@ int creds_http_send(struct creds_provider *p, const struct creds_http_ops *ops,
  * quote the body. */
 int creds_http_from_json(const struct buf *body, int imds, const char *what,
                          struct creds *c, struct err *e);
-/* Leading blanks and trailing white space off s, in place. */
+/* ISO 8601 / RFC 3339 date-time into *out; -1 when it is not one. */
+int creds_http_parse_time(const char *s, time_t *out);
+/* Forgets the STS request's body and header values (wiped). */
+void creds_http_clear_extra(struct creds_provider *p);
 
 /*
  * The steps, for creds.c: 1 started (the chain ends from a callback), 0
@@ -161,5 +237,35 @@ int creds_container_start(struct creds_provider *p, struct err *e);
 /* 0: p->note says why; never -1 (a failure to send ends the chain from
  * inside, with the note). */
 int creds_imds_start(struct creds_provider *p);
+/* The shared files' profile (creds_profile.c): 1 keys in c, 0 nothing,
+ * -1 e says why, CREDS_STARTED a step (a role, SSO, a process) runs. */
+#define CREDS_STARTED 2
+int creds_profile_step(struct creds_provider *p, struct creds *c,
+                       struct err *e);
+/* p->role filled in: 1 started, -1 e says why. */
+int creds_sts_start(struct creds_provider *p, struct err *e);
+/* Frees the role's source provider, if any. */
+void creds_sts_free(struct creds_provider *p);
+/* cmd (a profile's credential_process): 1 started, -1 e says why. */
+int creds_process_start(struct creds_provider *p, const char *cmd,
+                        const char *profile, struct err *e);
+/* Kills and reaps a process still running; frees its buffers. */
+void creds_process_stop(struct creds_provider *p);
+/* p->sso filled in: 1 started, -1 e says why. */
+int creds_sso_start(struct creds_provider *p, struct err *e);
+
+/*
+ * What creds.c lends creds_sts.c for a role's source, a provider of its
+ * own (a table, so that calls go down only: creds.c starts the steps).
+ */
+struct creds_chain {
+	struct creds_provider *(*new_source)(struct creds_provider *parent,
+	                                     enum creds_only only,
+	                                     const char *profile,
+	                                     struct err *e);
+	int (*resolve)(struct creds_provider *p, creds_done_cb cb, void *arg,
+	               struct err *e);
+	void (*free)(struct creds_provider *p);
+};
 
 #endif

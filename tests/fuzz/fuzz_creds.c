@@ -6,9 +6,13 @@
  *     files) and awsconfig_region_profile, with AWS_SHARED_CREDENTIALS_FILE
  *     and AWS_CONFIG_FILE naming memfds that hold the input;
  *   - the container endpoint's and instance metadata's answers (token,
- *     role name, credentials JSON with its ISO-8601 Expiration), through
+ *     role name, credentials JSON with its ISO-8601 Expiration), STS's
+ *     (AssumeRole's XML) and SSO's (GetRoleCredentials' JSON), through
  *     creds_http_on_response, the static callback http.c calls: the
- *     chain's five files are included here. A step that would send the
+ *     chain's files are included here;
+ *   - a credential_process's output (creds_process_parse). The files'
+ *     credential_process is never run: the providers here have no loop,
+ *     and the chain refuses to run one without it. A step that would send the
  *     next request sends it on a real http client whose loop never runs;
  *     freeing the provider cancels it.
  * Every input is both files and every answer. Each resolution must end
@@ -32,6 +36,10 @@
 #include "../../lib/creds_core.c"
 #include "../../lib/creds_http.c"
 #include "../../lib/creds_imds.c"
+#include "../../lib/creds_process.c"
+#include "../../lib/creds_profile.c"
+#include "../../lib/creds_sso.c"
+#include "../../lib/creds_sts.c"
 #include "fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -193,8 +201,13 @@ fuzz_step(enum creds_stage stage, const uint8_t *data, size_t size)
 		abort();
 	p->resolving = 1;
 	p->step.stage = stage;
-	p->step.ops =
-	    stage == STAGE_CONTAINER ? &creds_container_ops : &creds_imds_ops;
+	p->step.ops = stage == STAGE_CONTAINER ? &creds_container_ops
+	              : stage == STAGE_STS     ? &creds_sts_ops
+	              : stage == STAGE_SSO     ? &creds_sso_ops
+	                                       : &creds_imds_ops;
+	snprintf(p->role.role_arn, sizeof(p->role.role_arn), "%s",
+	         "arn:aws:iam::1:role/r");
+	snprintf(p->sso.profile, sizeof(p->sso.profile), "%s", "dev");
 	p->step.attempt = CREDS_ATTEMPTS;
 	snprintf(p->step.imds_base, sizeof(p->step.imds_base), "%s",
 	         CREDS_IMDS_HOST);
@@ -217,6 +230,31 @@ fuzz_step(enum creds_stage stage, const uint8_t *data, size_t size)
 	fuzz_resp_cleanup(&resp);
 }
 
+/* A credential_process's stdout. */
+static void
+fuzz_process(const uint8_t *data, size_t size)
+{
+	struct creds c;
+	struct buf b;
+	const char *bad;
+
+	buf_init(&b, 0);
+	buf_append(&b, data, size);
+	memset(&c, 0, sizeof(c));
+	bad = creds_process_parse(&b, &c);
+	if (bad == NULL) {
+		FUZZ_TERMINATED(c.access_key_id);
+		FUZZ_TERMINATED(c.secret_access_key);
+		FUZZ_TERMINATED(c.session_token);
+		if (c.access_key_id[0] == '\0' ||
+		    c.secret_access_key[0] == '\0')
+			abort();
+	} else if (strlen(bad) == 0) {
+		abort();
+	}
+	buf_cleanup(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -231,6 +269,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_files();
 
 	fuzz_step(STAGE_CONTAINER, data, size);
+	fuzz_step(STAGE_STS, data, size);
+	fuzz_step(STAGE_SSO, data, size);
+	fuzz_process(data, size);
 	fuzz_step(STAGE_IMDS_TOKEN, data, size);
 	fuzz_step(STAGE_IMDS_ROLE, data, size);
 	fuzz_step(STAGE_IMDS_CREDS, data, size);

@@ -96,3 +96,50 @@ Test(awsconfig, endpoint_precedence)
 	awsconfig_endpoint("s3", "https://s3.example", out, sizeof(out));
 	cr_assert_str_eq(out, "https://s3.example");
 }
+
+Test(awsconfig, role_process_and_sso_keys)
+{
+	struct awsconfig_profile prof;
+	const char *path;
+	struct err e;
+
+	path =
+	    write_home_file(fx.dir, "config",
+	                    "[profile deploy]\n"
+	                    "Role_Arn = arn:aws:iam::1:role/x\n"
+	                    "source_profile = base\n"
+	                    "external_id = ext\n"
+	                    "role_session_name = s1\n"
+	                    "duration_seconds = 900\n"
+	                    "credential_process = /bin/helper --x 'a b'\n"
+	                    "sso_session = corp\n"
+	                    "sso_account_id = 111122223333\n"
+	                    "sso_role_name = Images\n"
+	                    "[sso-session corp]\n"
+	                    "sso_region = eu-west-1\n"
+	                    "sso_start_url = https://corp.awsapps.com/start\n"
+	                    "[profile corp]\n"
+	                    "sso_region = wrong\n");
+	err_clear(&e);
+	cr_assert_eq(
+	    awsconfig_read_profile(path, AWSCONFIG_CONFIG, "deploy", &prof, &e),
+	    0, "%s", e.message);
+	cr_assert(prof.found);
+	cr_assert_str_eq(prof.role_arn, "arn:aws:iam::1:role/x");
+	cr_assert_str_eq(prof.source_profile, "base");
+	cr_assert_str_eq(prof.external_id, "ext");
+	cr_assert_str_eq(prof.role_session_name, "s1");
+	cr_assert_str_eq(prof.duration_seconds, "900");
+	cr_assert_str_eq(prof.credential_process, "/bin/helper --x 'a b'");
+	cr_assert_str_eq(prof.sso_session, "corp");
+	cr_assert_str_eq(prof.sso_account_id, "111122223333");
+	cr_assert_str_eq(prof.sso_role_name, "Images");
+	cr_assert_str_eq(prof.unsupported, "");
+	/* The sso-session section is its own kind: not the profile "corp". */
+	cr_assert_eq(awsconfig_read_profile(path, AWSCONFIG_SSO_SESSION, "corp",
+	                                    &prof, &e),
+	             0);
+	cr_assert(prof.found);
+	cr_assert_str_eq(prof.sso_region, "eu-west-1");
+	cr_assert_str_eq(prof.sso_start_url, "https://corp.awsapps.com/start");
+}

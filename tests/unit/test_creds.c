@@ -600,12 +600,194 @@ Test(creds, unsupported_profile_kind_is_an_error)
 	       write_home_file(fx.dir, "config",
 	                       "[profile deploy]\n"
 	                       "role_arn = arn:aws:iam::123:role/x\n"
-	                       "source_profile = default\n"),
+	                       "source_profile = default\n"
+	                       "mfa_serial = arn:aws:iam::123:mfa/me\n"),
 	       1);
 	setenv("AWS_PROFILE", "deploy", 1);
 	p = provider(NULL);
 	resolve(p, &r);
-	assert_error(&r, "uses role_arn");
+	assert_error(&r, "uses mfa_serial");
+	creds_provider_free(p);
+}
+
+/* A profile's role that cannot be assumed says why, before any call. */
+Test(creds, role_profiles_that_cannot_work)
+{
+	static const struct {
+		const char *config, *needle;
+	} cases[] = {
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n",
+	     "has role_arn but no source_profile, credential_source or "
+	     "web_identity_token_file"},
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n"
+	     "credential_source = Laptop\n",
+	     "credential_source \"Laptop\" is not one of"},
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n"
+	     "credential_source = Environment\n",
+	     "credential_source Environment: AWS_ACCESS_KEY_ID and "
+	     "AWS_SECRET_ACCESS_KEY are not both set"},
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n"
+	     "source_profile = nosuch\n",
+	     "profile \"nosuch\" not found"},
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n"
+	     "source_profile = deploy2\n"
+	     "[profile deploy2]\nrole_arn = arn:aws:iam::1:role/y\n"
+	     "source_profile = deploy\n",
+	     "roles in a row through source_profile (a loop?)"},
+	    {"[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\n"
+	     "source_profile = default\nduration_seconds = forever\n",
+	     "duration_seconds \"forever\" is not a number"},
+	};
+	struct creds_provider *p;
+	struct result r;
+	size_t i;
+
+	setenv("AWS_PROFILE", "deploy", 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("AWS_CONFIG_FILE",
+		       write_home_file(fx.dir, "config", cases[i].config), 1);
+		p = provider(NULL);
+		resolve(p, &r);
+		assert_error(&r, cases[i].needle);
+		cr_assert_not_null(strstr(r.e.message, "profile \""), "%s",
+		                   r.e.message);
+		creds_provider_free(p);
+	}
+}
+
+/* credential_process: a script in the temporary HOME. */
+static void
+process_profile(const char *script, const char *args)
+{
+	char path[128], conf[512];
+
+	snprintf(path, sizeof(path), "%s/helper.sh", fx.dir);
+	write_home_file(fx.dir, "helper.sh", script);
+	cr_assert_eq(chmod(path, 0755), 0);
+	snprintf(conf, sizeof(conf),
+	         "[profile proc]\ncredential_process = %s %s\n", path, args);
+	setenv("AWS_CONFIG_FILE", write_home_file(fx.dir, "config", conf), 1);
+	setenv("AWS_PROFILE", "proc", 1);
+}
+
+Test(creds, credential_process_gives_keys)
+{
+	struct creds_provider *p;
+	struct result r;
+	struct creds c;
+
+	/* Its words split as the SDKs do: quotes kept together, no shell. */
+	process_profile(
+	    "#!/bin/sh\n"
+	    "[ \"$1\" = \"two words\" ] || exit 3\n"
+	    "[ \"$2\" = \'$HOME\' ] || exit 4\n"
+	    "echo noise >&2\n"
+	    "printf '{\"Version\": 1, \"AccessKeyId\": \"AKPROC\", "
+	    "\"SecretAccessKey\": \"procsecret\", \"SessionToken\": "
+	    "\"proctoken\", \"Expiration\": \"%s\"}' "
+	    "\"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)\"\n",
+	    "\"two words\" '$HOME'");
+	p = provider(NULL);
+	resolve(p, &r);
+	assert_creds(&r, "AKPROC", "procsecret", "proctoken", "process");
+	cr_assert_gt(r.c.expiration, time(NULL) + 3000);
+	cr_assert_eq(creds_provider_get(p, &c), 0);
+	creds_provider_free(p);
+}
+
+Test(creds, credential_process_failures_say_why_without_secrets)
+{
+	static const struct {
+		const char *script, *needle;
+	} cases[] = {
+	    {"#!/bin/sh\necho 'secretstderr: cannot sign' >&2\nexit 2\n",
+	     "exited with status 2 (its stderr: secretstderr: cannot sign)"},
+	    {"#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": "
+	     "\"AKSECRETID\"'\n",
+	     "its output is not a JSON object"},
+	    {"#!/bin/sh\necho '{\"Version\": 2, \"AccessKeyId\": "
+	     "\"AKSECRETID\", \"SecretAccessKey\": \"s3cr3t\"}'\n",
+	     "its output's Version is not 1"},
+	    {"#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": "
+	     "\"AKSECRETID\"}'\n",
+	     "its output has no usable SecretAccessKey"},
+	    {"#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": "
+	     "\"AKSECRETID\", \"SecretAccessKey\": \"s3cr3t\", "
+	     "\"Expiration\": \"soon\"}'\n",
+	     "its output's Expiration is not an RFC 3339 time"},
+	    {"#!/bin/sh\nexec sleep 30\n", "no answer within 300 ms: killed"},
+	};
+	struct creds_opts o = {.process_timeout_ms = 300};
+	struct creds_provider *p;
+	struct result r;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		process_profile(cases[i].script, "--secret-arg=hunter2");
+		p = provider(&o);
+		resolve(p, &r);
+		assert_error(&r, cases[i].needle);
+		assert_error(&r, "credential_process of profile \"proc\" (");
+		cr_assert_null(strstr(r.e.message, "hunter2"), "%s",
+		               r.e.message);
+		cr_assert_null(strstr(r.e.message, "AKSECRETID"), "%s",
+		               r.e.message);
+		cr_assert_null(strstr(r.e.message, "s3cr3t"), "%s",
+		               r.e.message);
+		creds_provider_free(p);
+	}
+	/* A program that is not there. */
+	setenv("AWS_CONFIG_FILE",
+	       write_home_file(fx.dir, "config",
+	                       "[profile proc]\ncredential_process = "
+	                       "/nonexistent/helper --x\n"),
+	       1);
+	p = provider(&o);
+	resolve(p, &r);
+	assert_error(&r, "(/nonexistent/helper): cannot run it");
+	creds_provider_free(p);
+}
+
+Test(creds, sso_token_missing_or_expired_says_log_in)
+{
+	char dir[160], name[64];
+	struct creds_provider *p;
+	struct result r;
+
+	setenv(
+	    "AWS_CONFIG_FILE",
+	    write_home_file(fx.dir, "config",
+	                    "[profile dev]\nsso_session = corp\n"
+	                    "sso_account_id = 111122223333\n"
+	                    "sso_role_name = Images\n"
+	                    "[sso-session corp]\nsso_region = eu-west-1\n"
+	                    "sso_start_url = https://corp.awsapps.com/start\n"),
+	    1);
+	setenv("AWS_PROFILE", "dev", 1);
+	p = provider(NULL);
+	resolve(p, &r);
+	assert_error(&r, "no cached token");
+	assert_error(&r, "run aws sso login --profile dev");
+	creds_provider_free(p);
+
+	/* sha1("corp") names the cache file; its token expired. */
+	snprintf(dir, sizeof(dir), "%s/.aws", fx.dir);
+	mkdir(dir, 0700);
+	snprintf(dir, sizeof(dir), "%s/.aws/sso", fx.dir);
+	mkdir(dir, 0700);
+	snprintf(dir, sizeof(dir), "%s/.aws/sso/cache", fx.dir);
+	mkdir(dir, 0700);
+	snprintf(name, sizeof(name), ".aws/sso/cache/%s.json",
+	         "ee0bfd2552fbd840c02cc48b6e823320543c450f");
+	write_home_file(fx.dir, name,
+	                "{\"accessToken\": \"ssotokensecret\", "
+	                "\"expiresAt\": \"2020-01-01T00:00:00Z\"}");
+	p = provider(NULL);
+	resolve(p, &r);
+	assert_error(&r, "the cached token expired at 2020-01-01T00:00:00Z");
+	cr_assert_null(strstr(r.e.message, "ssotokensecret"), "%s",
+	               r.e.message);
 	creds_provider_free(p);
 }
 
@@ -962,16 +1144,19 @@ Test(creds, refresh_ahead_of_expiry)
 	struct err e;
 
 	srv_start();
-	fx.srv.expire_secs = 60;
+	fx.srv.expire_secs = 6;
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fx.srv.base, 1);
 	p = provider(&o);
 	resolve(p, &r);
 	assert_creds(&r, "ASIAIMDS1", "IMDSsecret1", "IMDStoken1", "imds");
 
-	/* Still valid for a minute: returned, and a refresh starts. */
+	/* A lifetime shorter than refresh_ahead_secs: the refresh starts
+	 * when a third of it remains (2 s before expiry), not at once. */
 	cr_assert_eq(creds_provider_get(p, &c), 0);
 	cr_assert_str_eq(c.access_key_id, "ASIAIMDS1");
-	deadline = loop_now_ms() + 5000;
+	cr_assert_eq(loop_run_once(fx.loop, 100, &e), 0);
+	cr_assert_eq(atomic_load(&fx.srv.cred_gets), 1, "refreshed at once");
+	deadline = loop_now_ms() + 8000;
 	err_clear(&e);
 	for (;;) {
 		cr_assert_eq(creds_provider_get(p, &c), 0);
@@ -984,8 +1169,7 @@ Test(creds, refresh_ahead_of_expiry)
 	cr_assert_str_eq(c.session_token, "IMDStoken2");
 	cr_assert_eq(atomic_load(&fx.srv.cred_gets), 2);
 	cr_assert_eq(atomic_load(&fx.srv.token_puts), 2);
-	/* The new ones expire within the window too, but refreshes are
-	 * spaced out rather than started on every call. */
+	/* The new ones are fresh again: no refresh on the next call. */
 	cr_assert_eq(creds_provider_get(p, &c), 0);
 	cr_assert_eq(loop_run_once(fx.loop, 100, &e), 0);
 	cr_assert_eq(atomic_load(&fx.srv.token_puts), 2);
