@@ -146,6 +146,7 @@ assert_defaults_except_required(const struct config *c)
 	cr_assert_str_eq(c->credentials.access_key_id, "");
 	cr_assert_str_eq(c->credentials.secret_access_key, "");
 	cr_assert_str_eq(c->credentials.session_token, "");
+	cr_assert_eq(c->credentials.process_timeout_ms, 30000);
 	cr_assert_eq(c->sync.concurrency, 16);
 	cr_assert_str_eq(c->sync.source, "");
 	cr_assert_eq(c->sync.max_retry_delay_ms, 30000);
