@@ -156,24 +156,10 @@ s3_on_head(struct http_response *resp, const struct err *e, void *arg)
 	s3_op_finish(op, NULL);
 }
 
-int
-s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-               struct err *e)
-{
-	struct aws_request req;
-	struct s3_op *op;
-	char hp[300];
-
-	op = s3_op_new(s, key, cb, arg, e);
-	if (op == NULL)
-		return -1;
-	s3_req_init(s, &req, "HEAD", hp, sizeof(hp));
-	return s3_start(op, &req, s3_on_head, e);
-}
-
-int
-s3_head_checksum(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
-                 struct err *e)
+/* HeadObject, asking for the checksum too or not. */
+static int
+s3_head(struct s3 *s, const char *key, int checksum, s3_done_cb cb, void *arg,
+        struct err *e)
 {
 	struct sigv4_kv h[1] = {{"x-amz-checksum-mode", "ENABLED"}};
 	struct aws_request req;
@@ -184,9 +170,25 @@ s3_head_checksum(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 	if (op == NULL)
 		return -1;
 	s3_req_init(s, &req, "HEAD", hp, sizeof(hp));
-	req.headers = h;
-	req.nheaders = 1;
+	if (checksum) {
+		req.headers = h;
+		req.nheaders = 1;
+	}
 	return s3_start(op, &req, s3_on_head, e);
+}
+
+int
+s3_head_object(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
+               struct err *e)
+{
+	return s3_head(s, key, 0, cb, arg, e);
+}
+
+int
+s3_head_checksum(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
+                 struct err *e)
+{
+	return s3_head(s, key, 1, cb, arg, e);
 }
 
 static int
