@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -680,6 +681,7 @@ Test(creds, credential_process_gives_keys)
 	/* Its words split as the SDKs do: quotes kept together, no shell. */
 	process_profile(
 	    "#!/bin/sh\n"
+
 	    "[ \"$1\" = \"two words\" ] || exit 3\n"
 	    "[ \"$2\" = \'$HOME\' ] || exit 4\n"
 	    "echo noise >&2\n"
@@ -694,6 +696,32 @@ Test(creds, credential_process_gives_keys)
 	cr_assert_gt(r.c.expiration, time(NULL) + 3000);
 	cr_assert_eq(creds_provider_get(p, &c), 0);
 	creds_provider_free(p);
+}
+
+/* The daemon blocks SIGTERM, SIGINT and SIGHUP for its signalfd: the
+ * process must not inherit that (a shell would hide it: dash clears its
+ * mask at start, so the helper here is Python). */
+Test(creds, credential_process_gets_no_blocked_signals)
+{
+	struct creds_provider *p;
+	sigset_t term, old;
+	struct result r;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	cr_assert_eq(sigprocmask(SIG_BLOCK, &term, &old), 0);
+	process_profile(
+	    "#!/usr/bin/env python3\n"
+	    "import signal, sys\n"
+	    "if signal.pthread_sigmask(signal.SIG_BLOCK, []): sys.exit(5)\n"
+	    "print('{\"Version\": 1, \"AccessKeyId\": \"AKPY\", "
+	    "\"SecretAccessKey\": \"pysecret\"}')\n",
+	    "");
+	p = provider(NULL);
+	resolve(p, &r);
+	assert_creds(&r, "AKPY", "pysecret", "", "process");
+	creds_provider_free(p);
+	cr_assert_eq(sigprocmask(SIG_SETMASK, &old, NULL), 0);
 }
 
 Test(creds, credential_process_failures_say_why_without_secrets)
