@@ -218,6 +218,9 @@ creds_sts_endpoint(struct creds_provider *p, char *url, size_t urllen,
 		return -1;
 	while (url[0] != '\0' && url[strlen(url) - 1] == '/')
 		url[strlen(url) - 1] = '\0';
+	/* Signed as "/": an endpoint with a path would not match. */
+	if (strchr(strstr(url, "://") + 3, '/') != NULL)
+		return -1;
 	return 0;
 }
 
@@ -319,7 +322,9 @@ creds_sts_send(struct creds_provider *p, const struct creds *src, struct err *e)
 	}
 	if (creds_sts_endpoint(p, s->url, sizeof(s->url), region,
 	                       sizeof(region)) == -1) {
-		err_set(e, ERR_CREDS, "the STS endpoint is not an http(s) URL");
+		err_set(e, ERR_CREDS,
+		        "the STS endpoint is not an http(s) URL without a "
+		        "path");
 		goto done;
 	}
 	creds_sts_session(p, session, sizeof(session));
