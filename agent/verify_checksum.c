@@ -5,10 +5,12 @@
  * is compared with what an upload of the file carries: for one PUT the
  * base64 of the SHA-256 the state database holds (no read), for multipart
  * the composite of the parts' SHA-256s, which needs the file read again
- * (inside the root, beneath it). A mismatch is a difference (repair uploads
- * the file again); an object with no checksum (uploaded before checksums
- * were on, or a store that keeps none), or whose part count is not the one
- * the part size gives now, is counted apart: it proves nothing either way.
+ * (inside the root, beneath it); a renamed file's object, a copy, carries
+ * the whole file's SHA-256 whatever its size. A mismatch is a difference
+ * (repair uploads the file again); an object with no checksum (uploaded before
+ * checksums were on, or a store that keeps none), or whose part count is not
+ * the one the part size gives now, is counted apart: it proves nothing either
+ * way.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,7 +25,8 @@ struct verify_sum {
 	struct verify *v;
 	char *key;
 	char *path;
-	char want[80]; /* the checksum the file's upload carries */
+	char want[80];  /* the checksum the file's upload carries */
+	char whole[48]; /* the whole file's: what a copy (a rename) carries */
 };
 
 int
@@ -91,9 +94,11 @@ verify_checksum_on_head(const struct s3_result *r, const struct err *e,
 		got = r->checksum_sha256;
 		want = vs->want;
 		n = strcspn(want, "-");
-		if (*verify_checksum_parts(got) != '\0' &&
-		    strcmp(verify_checksum_parts(got),
-		           verify_checksum_parts(want)) != 0)
+		if (strcmp(got, vs->whole) == 0)
+			v->sums_checked++;
+		else if (*verify_checksum_parts(got) != '\0' &&
+		         strcmp(verify_checksum_parts(got),
+		                verify_checksum_parts(want)) != 0)
 			v->sums_other++; /* cut in other parts */
 		else if (strcspn(got, "-") != n || strncmp(got, want, n) != 0)
 			verify_checksum_mismatch(v, vs);
@@ -113,6 +118,8 @@ verify_checksum_want(struct verify *v, struct verify_sum *vs, const char *sha,
 	struct err e;
 	int fd, rc;
 
+	if (s3_checksum_from_hex(sha, vs->whole, sizeof(vs->whole)) == -1)
+		return -1;
 	if (!s3_multipart(v->d.s3, size))
 		return s3_checksum_from_hex(sha, vs->want, sizeof(vs->want));
 	fd = beneath_open(v->rootfd, vs->path, O_RDONLY | O_NOFOLLOW, 0);

@@ -142,15 +142,25 @@ class S3Options(unittest.TestCase):
                            text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("checksums: 2 matched, 0 absent, 0 not compared", p.stdout)
+        # A rename is a CopyObject: the copy carries the whole file's
+        # SHA-256, not the parts' composite, and that matches too.
+        (d.root / "m.png").rename(d.root / "moved.png")
+        d.wait_mirror(60)
+        self.assertIn("moved.png", d.log())
+        p = subprocess.run([str(BIN / "imgsyncctl"), "-s", str(d.dir / "imgsync.sock"),
+                            "verify", "--checksums"], capture_output=True,
+                           text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("checksums: 2 matched, 0 absent, 0 not compared", p.stdout)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
 
-        # Another body of the same size under m.png: its checksum differs.
+        # Another body of the same size under moved.png: its checksum differs.
         other = bytes(reversed(big))
-        d.bed.s3().put_object(Bucket=d.bucket, Key="m.png", Body=other,
+        d.bed.s3().put_object(Bucket=d.bucket, Key="moved.png", Body=other,
                               ChecksumAlgorithm="SHA256")
         rc, out = self.verify(d)
         self.assertEqual(rc, 1, out)
-        self.assertRegex(out, r"checksum_mismatch +1\n  m.png\n")
+        self.assertRegex(out, r"checksum_mismatch +1\n  moved.png\n")
         self.assertIn("checksums: 1 matched, 0 absent, 0 not compared", out)
 
     def verify(self, d: Daemon) -> tuple[int, str]:
