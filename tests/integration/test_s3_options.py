@@ -196,8 +196,9 @@ class S3Options(unittest.TestCase):
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         s3 = [r for r in proxy.log() if r["service"] == "s3"]
         methods = {r["method"] for r in s3}
-        self.assertTrue({"PUT", "POST", "DELETE"} <= methods, methods)
-        self.assertTrue(any(r["copy_source"] for r in s3), s3)
+        self.assertTrue({"PUT", "POST", "DELETE", "HEAD"} <= methods, methods)
+        # (The rename is a CopyObject when the move is paired in time; a
+        # slow run may upload p.png instead: either way the header goes.)
         self.assertEqual([r for r in s3 if r["owner"] != "123456789012"], [])
 
     def test_virtual_hosted_at_an_ip_address_falls_back_to_path_style(self):
