@@ -70,17 +70,19 @@ control_status_json(struct control *c)
 	last = sync_last_error(c->d.sync);
 	lost = sync_root_lost_why(c->d.sync);
 	doc = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,"
+	    "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:f,"
 	    "s:o}",
 	    "state", control_status_state(c), "version", IMGSYNC_VERSION,
 	    "watch_root", c->root, "bucket", c->bucket, "table", c->table,
 	    "uptime_s", (json_int_t)((loop_now_ms() - c->started_ms) / 1000),
 	    "queued", (json_int_t)st.queued, "in_flight",
-	    (json_int_t)st.running, "uploaded", (json_int_t)st.uploaded,
-	    "deleted", (json_int_t)st.deleted, "renamed",
-	    (json_int_t)st.renamed, "unchanged", (json_int_t)st.unchanged,
-	    "done", (json_int_t)done, "failed", (json_int_t)failed, "bytes",
-	    (json_int_t)st.bytes, "rate", rate, "last_error",
+	    (json_int_t)st.running, "in_flight_limit", (json_int_t)st.limit,
+	    "uploaded", (json_int_t)st.uploaded, "deleted",
+	    (json_int_t)st.deleted, "renamed", (json_int_t)st.renamed,
+	    "unchanged", (json_int_t)st.unchanged, "done", (json_int_t)done,
+	    "failed", (json_int_t)failed, "bytes", (json_int_t)st.bytes, "rate",
+	    rate, "last_error",
 	    last[0] != '\0' ? control_api_json_name(last, strlen(last))
 	                    : json_null());
 	if (doc != NULL && lost != NULL)
@@ -197,6 +199,9 @@ control_status_metrics(struct control *c)
 	control_status_head(&b, "imgsync_in_flight", "gauge",
 	                    "Operations running.");
 	buf_printf(&b, "imgsync_in_flight %" PRIu64 "\n", st.running);
+	control_status_head(&b, "imgsync_in_flight_limit", "gauge",
+	                    "Operations allowed at once now (adaptive).");
+	buf_printf(&b, "imgsync_in_flight_limit %" PRIu64 "\n", st.limit);
 	control_status_head(&b, "imgsync_rescans_total", "counter",
 	                    "Full walks of the watch root.");
 	buf_printf(&b, "imgsync_rescans_total %" PRIu64 "\n", st.rescans);

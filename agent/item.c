@@ -105,28 +105,54 @@ item_key(const char *key)
  * content, while a request delayed past a crash and a restart always
  * carries an older Timestamp than what was written since.
  */
+#define ITEM_PUT_COND "attribute_not_exists(" ITEM_FILENAME ") OR #t <= :t"
+
+/* The condition's names and values for item (new references), or -1. */
+static int
+item_cond(json_t *item, json_t **names, json_t **values)
+{
+	const char *ts =
+	    item != NULL ? dynamo_get_s(item, ITEM_TIMESTAMP) : NULL;
+
+	*names = json_pack("{s:s}", "#t", ITEM_TIMESTAMP);
+	*values = ts != NULL ? json_pack("{s:o}", ":t", dynamo_s(ts)) : NULL;
+	if (*names == NULL || *values == NULL) {
+		json_decref(*names);
+		json_decref(*values);
+		return -1;
+	}
+	return 0;
+}
+
 int
 item_put(struct dynamo *d, const char *table, json_t *item, dynamo_done_cb cb,
          void *arg, struct err *e)
 {
-	const char *ts = dynamo_get_s(item, ITEM_TIMESTAMP);
 	json_t *names, *values;
 	int rc;
 
-	names = json_pack("{s:s}", "#t", ITEM_TIMESTAMP);
-	values = ts != NULL ? json_pack("{s:o}", ":t", dynamo_s(ts)) : NULL;
-	if (item == NULL || names == NULL || values == NULL) {
+	if (item_cond(item, &names, &values) == -1) {
 		err_set(e, ERR_INVALID, "cannot build the item");
-		rc = -1;
-	} else {
-		rc = dynamo_put_item(d, table, item,
-		                     "attribute_not_exists(" ITEM_FILENAME
-		                     ") OR #t <= :t",
-		                     names, values, cb, arg, e);
+		return -1;
 	}
+	rc = dynamo_put_item(d, table, item, ITEM_PUT_COND, names, values, cb,
+	                     arg, e);
 	json_decref(names);
 	json_decref(values);
 	return rc;
+}
+
+json_t *
+item_put_action(const char *table, json_t *item)
+{
+	json_t *names, *values;
+
+	if (item_cond(item, &names, &values) == -1)
+		return NULL;
+	return json_pack("{s:{s:s,s:O,s:s,s:o,s:o}}", "Put", "TableName", table,
+	                 "Item", item, "ConditionExpression", ITEM_PUT_COND,
+	                 "ExpressionAttributeNames", names,
+	                 "ExpressionAttributeValues", values);
 }
 
 int

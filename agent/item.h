@@ -71,6 +71,9 @@ const char *item_key_of(const json_t *item);
  * item is NULL, has no Timestamp, or the call cannot start. */
 int item_put(struct dynamo *d, const char *table, json_t *item,
              dynamo_done_cb cb, void *arg, struct err *e);
+/* The same conditional write as one action of a TransactWriteItems:
+ * {"Put": {...}}, a new reference; NULL as item_put's -1. */
+json_t *item_put_action(const char *table, json_t *item);
 
 /* One Scan page of the items whose key starts with prefix ("" for all),
  * from start_key (a LastEvaluatedKey; NULL: the first page). DynamoDB

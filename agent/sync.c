@@ -67,6 +67,9 @@ sync_apply(struct sync *s, const struct config *cfg)
 	s->nexclude = cfg->watch.exclude.count;
 	s->settle_ms = (unsigned)cfg->watch.settle_ms;
 	s->concurrency = (unsigned)cfg->sync.concurrency;
+	if (s->limit == 0 || s->limit > s->concurrency)
+		s->limit = s->concurrency < SYNC_LIMIT_START ? s->concurrency
+		                                             : SYNC_LIMIT_START;
 	s->keep = strcmp(cfg->sync.delete, "keep") == 0;
 	s->max_delete = (unsigned)cfg->sync.max_delete;
 	s->max_delete_pct = (unsigned)cfg->sync.max_delete_percent;
@@ -130,11 +133,13 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 	s->rescan_timer = loop_timer_new(s->loop, sync_scan_on_timer, s, e);
 	s->root_timer = loop_timer_new(s->loop, sync_root_on_timer, s, e);
 	s->delete_timer = loop_timer_new(s->loop, sync_on_delete_timer, s, e);
+	s->items_timer = loop_timer_new(s->loop, sync_items_on_timer, s, e);
 	s->disk_timer =
 	    loop_timer_new(s->loop, sync_recover_on_disk_timer, s, e);
 	if (s->settle_timer == NULL || s->work_timer == NULL ||
 	    s->rescan_timer == NULL || s->root_timer == NULL ||
-	    s->delete_timer == NULL || s->disk_timer == NULL)
+	    s->delete_timer == NULL || s->disk_timer == NULL ||
+	    s->items_timer == NULL)
 		goto fail;
 	return s;
 fail:
@@ -149,6 +154,8 @@ sync_free(struct sync *s)
 
 	if (s == NULL)
 		return;
+	s->stopping = 1;      /* nothing starts any more */
+	sync_items_cancel(s); /* their jobs end, cancelled */
 	for (i = 0; i < SYNC_HASH_BUCKETS; i++)
 		while (s->table_[i] != NULL) {
 			sync_run_free(s->table_[i]->run);
@@ -160,6 +167,7 @@ sync_free(struct sync *s)
 	loop_timer_free(s->rescan_timer);
 	loop_timer_free(s->root_timer);
 	loop_timer_free(s->delete_timer);
+	loop_timer_free(s->items_timer);
 	loop_timer_free(s->disk_timer);
 	while (s->nbatch > 0)
 		free(s->batch[--s->nbatch]);
@@ -235,4 +243,5 @@ sync_get_stats(const struct sync *s, struct sync_stats *st)
 	*st = s->stats;
 	st->queued = s->settling.n + s->ready.n;
 	st->running = s->running;
+	st->limit = s->limit;
 }

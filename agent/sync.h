@@ -36,6 +36,7 @@ struct sync_deps {
 struct sync_stats {
 	uint64_t queued;   /* dirty paths waiting (settling or ready) */
 	uint64_t running;  /* operations in flight */
+	uint64_t limit;    /* ... at most, now (adaptive, sync.concurrency) */
 	uint64_t uploaded; /* since start */
 	uint64_t deleted;
 	uint64_t renamed;

@@ -280,7 +280,7 @@ sync_pump(struct sync *s)
 	do {
 		s->pump_again = 0;
 		while (!s->stopping && !s->root_lost && !s->disk_full &&
-		       s->running < s->concurrency) {
+		       s->running < s->limit) {
 			j = s->ready.head;
 			while (s->paused && j != NULL && j->del == NULL)
 				j = j->qnext;
@@ -355,6 +355,47 @@ sync_job_keep_intent(struct job *j, int64_t id)
 }
 
 /*
+ * Adaptive concurrency, as the AWS SDKs' adaptive retry mode adapts its
+ * send rate: the jobs at once grow by one per job finished (doubling each
+ * round) up to sync.concurrency, and halve (at most once a second, never
+ * below SYNC_LIMIT_MIN) when a server throttled a request since the last
+ * look; after the first throttle they grow by one per round. On a far-away
+ * link this is what fills it: each file waits a round trip or two, so the
+ * throughput is the files in flight over the round trip.
+ */
+static void
+sync_adapt(struct sync *s)
+{
+	uint64_t t, now;
+
+	t = aws_client_stats(s3_client(s->s3))->throttled +
+	    aws_client_stats(dynamo_client(s->ddb))->throttled;
+	if (t > s->throttled_seen) {
+		s->throttled_seen = t;
+		now = loop_now_ms();
+		if (now - s->limit_cut_ms < SYNC_LIMIT_CUT_MS)
+			return;
+		s->limit_cut_ms = now;
+		s->limit_steady = 1;
+		s->limit_acc = 0;
+		s->limit = s->limit / 2 > SYNC_LIMIT_MIN ? s->limit / 2
+		                                         : SYNC_LIMIT_MIN;
+		if (s->limit > s->concurrency)
+			s->limit = s->concurrency;
+		log_info("throttled: up to %u files in flight now", s->limit);
+		return;
+	}
+	if (s->limit >= s->concurrency)
+		return;
+	if (s->limit_steady && ++s->limit_acc < s->limit)
+		return;
+	s->limit_acc = 0;
+	if (++s->limit == s->concurrency)
+		log_debug("up to %u files in flight (sync.concurrency)",
+		          s->limit);
+}
+
+/*
  * Ends the running operation. ok: the remote side is consistent with what
  * it did, and its intents are cleared. Else it was cancelled, or must run
  * again (j->again) before the remote side is right: its intents stay, in
@@ -388,6 +429,7 @@ sync_job_finish(struct job *j, int ok)
 	}
 	sync_release_held(j);
 	s->running--;
+	sync_adapt(s);
 	if (j->again && !s->stopping) {
 		j->again = 0;
 		sync_job_settle(j, s->settle_ms);

@@ -12,6 +12,7 @@
  *                        moves, resuming after a full disk
  *   sync_remove.c        remote deletes: item, then object
  *   sync_guard.c         the mass-deletion guard (held deletions)
+ *   sync_items.c         item writes, batched (TransactWriteItems)
  *   sync_trash.c         a control-socket delete's local half: the trash
  *   sync_core.c          jobs, queues, the scheduler, finishing, intents
  *   sync_path.c          paths, keys, opening files beneath the root
@@ -37,6 +38,9 @@
 #define SYNC_DELETE_WINDOW_MS 1000 /* local deletions gathered as one batch */
 #define SYNC_DISK_CHECK_MS 5000    /* while the state database is full */
 #define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
+#define SYNC_LIMIT_START 16u       /* adaptive concurrency: the start ... */
+#define SYNC_LIMIT_MIN 4u          /* ... and the floor */
+#define SYNC_LIMIT_CUT_MS 1000u    /* at most one halving per second */
 #define SYNC_HELD "held:"          /* state meta: a held deletion's path */
 #define SYNC_TRASH "trash:"        /* state meta: a control delete's trash */
 
@@ -190,7 +194,14 @@ struct sync {
 	char **exclude;
 	size_t nexclude;
 	unsigned settle_ms;
-	unsigned concurrency;
+	unsigned concurrency; /* sync.concurrency: the most jobs at once */
+	/* Adaptive concurrency (sync_core.c): jobs at once now, grown per
+	 * finished job, halved when a server throttled. */
+	unsigned limit;
+	unsigned limit_acc;      /* jobs finished toward the next +1 */
+	int limit_steady;        /* after the first throttle: +1 per round */
+	uint64_t throttled_seen; /* the clients' throttle count last seen */
+	uint64_t limit_cut_ms;
 	struct job *table_[SYNC_HASH_BUCKETS];
 	struct queue settling;
 	struct queue ready;
@@ -230,6 +241,12 @@ struct sync {
 	struct loop_timer *delete_timer;
 	uint64_t nheld;
 	char skipped_told[1024]; /* the watcher's last skipped directory */
+	/* Item writes waiting to go, batched (sync_items.c). */
+	struct sync_item *items_head, *items_tail;
+	unsigned items_inflight; /* PutItem or TransactWriteItems requests */
+	int items_single;        /* the endpoint has no TransactWriteItems */
+	int items_paused;        /* after a conflict: until items_timer */
+	struct loop_timer *items_timer;
 	struct sync_stats stats;
 	char last_error[1024];
 	unsigned s3_noted; /* S3_NOTE_* already said in the log */
@@ -293,6 +310,14 @@ void sync_remove_item_deleted(struct job *j, const struct err *e,
                               const char *what, enum run_phase phase,
                               const char *key, const char *etag,
                               s3_done_cb next);
+
+/* sync_items.c */
+/* Writes item (stolen) for j, conditionally (invariant 2), batched with
+ * others; cb(resp, e, j) as item_put's, exactly once. */
+void sync_items_put(struct job *j, json_t *item, dynamo_done_cb cb);
+void sync_items_on_timer(void *arg);
+/* Ends every waiting entry with ERR_CANCEL (the engine is going away). */
+void sync_items_cancel(struct sync *s);
 
 /* sync_upload.c */
 /* Says once in the log what the store did differently (r->notes). */

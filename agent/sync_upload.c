@@ -56,8 +56,9 @@ upload_row(const struct job *j, struct state_file *f)
 	f->height = u->meta.height;
 }
 
-/* PutItem of f's item, unless the table holds a newer one (invariant 2);
- * for an upload and a rename's new half alike. mtime is the file's exact
+/* PutItem of f's item (batched with others, sync_items.c), unless the
+ * table holds a newer one (invariant 2); for an upload and a rename's new
+ * half alike. mtime is the file's exact
  * one (f->mtime_ns ends in 2262). */
 void
 sync_upload_put_item(struct job *j, const struct state_file *f,
@@ -67,18 +68,16 @@ sync_upload_put_item(struct job *j, const struct state_file *f,
 	char ts[40];
 	json_t *item;
 	struct err e;
-	int rc;
 
 	upload_now(ts, sizeof(ts));
 	item = item_from_file_mtime(f, mtime, s->bucket, s->source, ts);
-	err_clear(&e);
-	j->run->phase = RUN_PUTTING_ITEM;
-	rc = item == NULL
-	         ? (err_set(&e, ERR_INVALID, "cannot build the item"), -1)
-	         : item_put(s->ddb, s->table, item, cb, j, &e);
-	json_decref(item);
-	if (rc == -1)
+	if (item == NULL) {
+		err_clear(&e);
+		err_set(&e, ERR_INVALID, "cannot build the item");
 		sync_job_fail(j, &e, "PutItem: %s", e.message);
+		return;
+	}
+	sync_items_put(j, item, cb);
 }
 
 static void

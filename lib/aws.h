@@ -84,7 +84,9 @@ struct aws_request {
 };
 
 /* Called exactly once per successful aws_send: with resp (2xx) and e NULL,
- * or with resp NULL and e saying what failed for good. */
+ * or with e saying what failed for good; resp is then the server's error
+ * answer (for details a caller parses, e.g. a transaction's reasons), or
+ * NULL when there was none (network, cancellation). */
 typedef void (*aws_done_cb)(struct http_response *resp, const struct err *e,
                             void *arg);
 

@@ -273,5 +273,5 @@ aws_on_http(struct http_response *resp, const struct err *he, void *arg)
 	}
 	if (aws_maybe_retry(call, resp, &e))
 		return;
-	aws_call_finish(call, NULL, &e);
+	aws_call_finish(call, resp, &e); /* the error's body, for its details */
 }

@@ -254,7 +254,7 @@ static const struct key keys[] = {
           NULL),
     K_INT("credentials.process_timeout_ms", credentials.process_timeout_ms,
           30000, 1000, 600000),
-    K_INT("sync.concurrency", sync.concurrency, 16, 1, 256),
+    K_INT("sync.concurrency", sync.concurrency, 128, 1, 1024),
     K_STR("sync.source", sync.source, "", 0, NULL),
     K_STR("sync.delete", sync.delete, "mirror", 0, check_delete_policy),
     K_INT("sync.max_delete", sync.max_delete, 500, 0, 100000000),

@@ -114,7 +114,13 @@ dynamo_on_resp(struct http_response *resp, const struct err *e, void *arg)
 	struct err perr;
 
 	if (e != NULL) {
-		op->cb(NULL, e, op->arg);
+		/* The error's document goes along: a cancelled transaction
+		 * says there why, item by item. */
+		doc = resp != NULL && resp->body.data != NULL
+		          ? json_loadb(resp->body.data, resp->body.len, 0, &je)
+		          : NULL;
+		op->cb(json_is_object(doc) ? doc : NULL, e, op->arg);
+		json_decref(doc);
 		dynamo_op_free(op);
 		return;
 	}
@@ -284,6 +290,15 @@ dynamo_scan(struct dynamo *d, const char *table, json_t *start_key,
 		body = NULL;
 	}
 	return dynamo_call_owned(d, "Scan", body, cb, arg, e);
+}
+
+int
+dynamo_transact_write(struct dynamo *d, json_t *actions, dynamo_done_cb cb,
+                      void *arg, struct err *e)
+{
+	return dynamo_call_owned(d, "TransactWriteItems",
+	                         json_pack("{s:O}", "TransactItems", actions),
+	                         cb, arg, e);
 }
 
 /* --- BatchWriteItem ---------------------------------------------------- */

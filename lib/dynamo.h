@@ -14,8 +14,8 @@
 struct dynamo;
 
 /* resp is the parsed answer, borrowed: valid only during the call (take a
- * reference with json_incref to keep it). NULL when e is set. Fires exactly
- * once. */
+ * reference with json_incref to keep it). When e is set, resp is the
+ * server's error document if it sent one (else NULL). Fires exactly once. */
 typedef void (*dynamo_done_cb)(json_t *resp, const struct err *e, void *arg);
 
 /* l and client (an aws_client for the "dynamodb" service) are borrowed;
@@ -45,6 +45,13 @@ int dynamo_delete_item(struct dynamo *d, const char *table, json_t *key,
  * for the first). limit 0: the server's page size. */
 int dynamo_scan(struct dynamo *d, const char *table, json_t *start_key,
                 unsigned limit, dynamo_done_cb cb, void *arg, struct err *e);
+/* TransactWriteItems of actions (borrowed: up to 100 {"Put": {...}} and the
+ * like, each with its own condition): all are written or none. A cancelled
+ * one ends with code "TransactionCanceledException", and resp's
+ * "CancellationReasons" says item by item why ("ConditionalCheckFailed",
+ * "None" for those that were fine, ...). */
+int dynamo_transact_write(struct dynamo *d, json_t *actions, dynamo_done_cb cb,
+                          void *arg, struct err *e);
 /* Writes up to 25 requests ({"PutRequest":..} / {"DeleteRequest":..});
  * UnprocessedItems are sent again with backoff until none are left. */
 int dynamo_batch_write(struct dynamo *d, const char *table, json_t *requests,

@@ -147,7 +147,7 @@ assert_defaults_except_required(const struct config *c)
 	cr_assert_str_eq(c->credentials.secret_access_key, "");
 	cr_assert_str_eq(c->credentials.session_token, "");
 	cr_assert_eq(c->credentials.process_timeout_ms, 30000);
-	cr_assert_eq(c->sync.concurrency, 16);
+	cr_assert_eq(c->sync.concurrency, 128);
 	cr_assert_str_eq(c->sync.source, "");
 	cr_assert_eq(c->sync.max_retry_delay_ms, 30000);
 	cr_assert_str_eq(c->state.path, "/var/lib/imgsync/state.db");
@@ -427,12 +427,12 @@ Test(config, out_of_range)
 	    "  part_size_mb = 2;\n"
 	    "};\n",
 	    "F:4: key \"s3.part_size_mb\": must be between 5 and 5120 (got 2)");
-	load_fails(
-	    REQUIRED "sync: { concurrency = 0; };\n",
-	    "F:4: key \"sync.concurrency\": must be between 1 and 256 (got 0)");
-	load_fails(REQUIRED "sync: { concurrency = 257; };\n",
-	           "F:4: key \"sync.concurrency\": must be between 1 and 256 "
-	           "(got 257)");
+	load_fails(REQUIRED "sync: { concurrency = 0; };\n",
+	           "F:4: key \"sync.concurrency\": must be between 1 and 1024 "
+	           "(got 0)");
+	load_fails(REQUIRED "sync: { concurrency = 1025; };\n",
+	           "F:4: key \"sync.concurrency\": must be between 1 and 1024 "
+	           "(got 1025)");
 	load_fails("watch: { root = \"/srv/images\"; settle_ms = -1; };\n",
 	           "F:1: key \"watch.settle_ms\": must be between 0 and 600000 "
 	           "(got -1)");
@@ -830,7 +830,7 @@ Test(config, failed_reload_keeps_old_values)
 	cr_assert_eq(config_load(c, good, &e), 0, "%s", e.message);
 	cr_assert_str_eq(c->watch.root, "/srv/other");
 	cr_assert_str_eq(c->s3.bucket, "other");
-	cr_assert_eq(c->sync.concurrency, 16, "reload starts from defaults");
+	cr_assert_eq(c->sync.concurrency, 128, "reload starts from defaults");
 	config_free(c);
 }
 
