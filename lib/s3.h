@@ -18,8 +18,9 @@ struct s3_opts {
 	int path_style; /* else virtual-hosted: bucket.host (unless it cannot
 	                   work: s3_forced_path_style) */
 	uint64_t multipart_threshold; /* bytes; 0: 16 MiB */
-	uint64_t part_size;           /* bytes; 0: 8 MiB; at least 5 MiB */
-	unsigned parts_in_flight;     /* 0: 4 */
+	uint64_t part_size;       /* bytes; 0: 8 MiB; at least 5 MiB (more for a
+	                           * file of over 10,000 parts: s3_part_size) */
+	unsigned parts_in_flight; /* 0: 4 */
 	/* Write options, sent with every request that makes an object
 	 * (PutObject, CreateMultipartUpload, CopyObject); NULL or "": not
 	 * sent, the bucket's default applies. */
@@ -131,6 +132,10 @@ int s3_head_checksum(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 int s3_checksum_from_hex(const char *sha256, char *out, size_t outlen);
 /* Whether an upload of len bytes from a file goes in parts. */
 int s3_multipart(const struct s3 *s, uint64_t len);
+/* The part size an upload of len bytes is cut in: the configured one, or
+ * for a file it would cut in more than S3's 10,000 parts, the least whole
+ * MiB that keeps within them. */
+uint64_t s3_part_size(uint64_t configured, uint64_t len);
 /* The checksum an upload of len bytes of fd by this client carries (one
  * PUT's, or the composite of its parts as they are cut now), as
  * r->checksum_sha256 gives it, with the "-<parts>"; read with pread.

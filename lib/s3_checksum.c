@@ -109,13 +109,22 @@ s3_multipart(const struct s3 *s, uint64_t len)
 	return len >= s->threshold;
 }
 
+uint64_t
+s3_part_size(uint64_t configured, uint64_t len)
+{
+	uint64_t least = (len + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+
+	least = (least + S3_MIB - 1) / S3_MIB * S3_MIB;
+	return least > configured ? least : configured;
+}
+
 int
 s3_checksum_file(const struct s3 *s, int fd, uint64_t len, char *out,
                  size_t outlen, struct err *e)
 {
 	unsigned char digest[32], composite[32];
 	EVP_MD_CTX *whole;
-	uint64_t off, n;
+	uint64_t off, n, size;
 	char b64[48];
 	int rc = -1;
 
@@ -133,9 +142,9 @@ s3_checksum_file(const struct s3 *s, int fd, uint64_t len, char *out,
 		goto done;
 	}
 	n = 0;
-	for (off = 0; off < len || n == 0; off += s->part_size) {
-		uint64_t part =
-		    len - off < s->part_size ? len - off : s->part_size;
+	size = s3_part_size(s->part_size, len);
+	for (off = 0; off < len || n == 0; off += size) {
+		uint64_t part = len - off < size ? len - off : size;
 
 		if (s3_checksum_range(fd, off, part, whole, digest, e) == -1)
 			goto done;

@@ -18,6 +18,7 @@
 
 #define S3_MIB (1024u * 1024u)
 #define S3_MAX_PARTS 10000u
+#define S3_MAX_PART (5ull << 30) /* bytes in one part, at most */
 
 struct s3 {
 	struct aws_client *client;
@@ -58,6 +59,7 @@ struct s3_op {
 	char *upload_id;
 	struct s3_part *parts;
 	unsigned nparts;
+	uint64_t part_size; /* s3_part_size of the body's length */
 	unsigned next_part;
 	unsigned parts_done;
 	unsigned inflight;

@@ -86,12 +86,12 @@ s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 {
 	struct aws_request req;
 	struct sigv4_kv q[2], h[2];
-	uint64_t off = (uint64_t)(part->number - 1) * op->s->part_size;
+	uint64_t off = (uint64_t)(part->number - 1) * op->part_size;
 	uint64_t len = op->body.len - off;
 	char hp[300], num[16], sha[65];
 
-	if (len > op->s->part_size)
-		len = op->s->part_size;
+	if (len > op->part_size)
+		len = op->part_size;
 	/* Each part is signed with its own hash, computed as it is sent. */
 	if (s3_checksum_part(op->body.fd, off, len, sha, part->checksum, e) ==
 	    -1)
@@ -252,7 +252,7 @@ s3_upload_multipart(struct s3 *s, const char *key, const struct s3_body *body,
 	struct sigv4_kv q[1], *h;
 	struct s3_op *op;
 	struct buf names;
-	uint64_t n;
+	uint64_t n, size;
 	unsigned i;
 	char hp[300];
 	int rc;
@@ -261,21 +261,22 @@ s3_upload_multipart(struct s3 *s, const char *key, const struct s3_body *body,
 		err_set(e, ERR_INVALID, "s3: multipart needs a file body");
 		return -1;
 	}
-	n = (body->len + s->part_size - 1) / s->part_size;
-	if (n == 0)
-		n = 1;
-	if (n > S3_MAX_PARTS) {
+	size = s3_part_size(s->part_size, body->len);
+	if (size > S3_MAX_PART) {
 		err_set(e, ERR_INVALID,
-		        "s3: %" PRIu64
-		        " bytes need more than %u parts of %" PRIu64
-		        " bytes; raise the part size",
-		        body->len, S3_MAX_PARTS, s->part_size);
+		        "s3: %" PRIu64 " bytes is more than one S3 object can "
+		        "hold (%u parts of 5 GiB)",
+		        body->len, S3_MAX_PARTS);
 		return -1;
 	}
+	n = (body->len + size - 1) / size;
+	if (n == 0)
+		n = 1;
 	op = s3_op_new(s, key, cb, arg, e);
 	if (op == NULL)
 		return -1;
 	op->body = *body;
+	op->part_size = size;
 	op->nparts = (unsigned)n;
 	op->parts = calloc(n, sizeof(*op->parts));
 	h = calloc(nmeta + 2 + S3_WRITE_HEADERS, sizeof(*h));
