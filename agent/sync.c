@@ -168,6 +168,7 @@ sync_free(struct sync *s)
 	loop_timer_free(s->root_timer);
 	loop_timer_free(s->delete_timer);
 	loop_timer_free(s->items_timer);
+	free(s->hash_buf);
 	loop_timer_free(s->disk_timer);
 	while (s->nbatch > 0)
 		free(s->batch[--s->nbatch]);

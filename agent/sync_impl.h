@@ -207,6 +207,7 @@ struct sync {
 	struct queue ready;
 	size_t running;
 	struct job *hashing;
+	unsigned char *hash_buf; /* SYNC_HASH_CHUNK bytes, for the work timer */
 	struct loop_timer *settle_timer;
 	uint64_t settle_armed; /* due time the timer is set for; 0: unarmed */
 	struct loop_timer *work_timer;

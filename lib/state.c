@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 static const struct state_sql tx_begin = {ST_BEGIN, "BEGIN IMMEDIATE"};
 static const struct state_sql tx_commit = {ST_COMMIT, "COMMIT"};
 
@@ -130,13 +132,9 @@ void
 state_now(char out[32])
 {
 	struct timespec ts;
-	struct tm tm;
-	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	text_iso_time(&ts, 3, out, 32);
 }
 
 /* --- statements -------------------------------------------------------- */

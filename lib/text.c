@@ -66,19 +66,23 @@ void
 text_iso_time(const struct timespec *ts, int digits, char *out, size_t outlen)
 {
 	struct tm tm;
-	size_t n;
 	long frac = ts->tv_nsec;
 	int d;
 
 	if (gmtime_r(&ts->tv_sec, &tm) == NULL) /* past year 2^31 */
 		memset(&tm, 0, sizeof(tm));
-	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
 	for (d = 9; d > digits; d--)
 		frac /= 10;
+	/* Not strftime: glibc's reads /etc/localtime again at every call
+	 * (tzset), a file open per timestamp, for a UTC time. */
 	if (digits > 0)
-		snprintf(out + n, outlen - n, ".%0*ldZ", digits, frac);
+		snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%0*ldZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		         tm.tm_hour, tm.tm_min, tm.tm_sec, digits, frac);
 	else
-		snprintf(out + n, outlen - n, "Z");
+		snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		         tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 int
