@@ -19,6 +19,47 @@ when connections are reused. s3rver accepts only the key pair
 S3RVER/S3RVER; dynalite checks no key, so everyone is given S3RVER/S3RVER.
 --strace FILE attaches `strace -f -c` to imgsyncd for its run (syscall
 counts, e.g. connect(); that run's CPU time is inflated by strace).
+
+Modes (issue 13), each one command; all take --server and --link:
+
+  bench/run --server emulators --link 40ms,1gbit
+      The burst above over a far-away link. --link RTT,RATE (root) makes a
+      network namespace with a veth pair into it, tbf at RATE on both veth
+      ends (so both directions are limited), and runs the servers inside
+      it on the namespace's address; the clients reach them through delay
+      relays on 127.0.0.1 (bench/linkrelay.py: RTT/2 each way, a
+      timestamped queue per direction, bounded with back-pressure; a new
+      connection's first bytes also wait one RTT, the emulated handshake).
+      The endpoints stay http://127.0.0.1:PORT, so every client uses the
+      same path style as on loopback. First the link is proven with curl
+      (small GETs show the RTT, a --proof-size PUT and GET the bandwidth,
+      through the relay and directly for comparison); then imgsyncd,
+      rclone copy --transfers 16, aws s3 cp --recursive and curl
+      --parallel: wall, CPU, peak RSS, the peers' wall over imgsyncd's,
+      and requests per file as the relays counted them on the wire (S3
+      and DynamoDB separately, by operation), and connections opened.
+      Set-up and verification (buckets, tables, boto3 checks) go to the
+      servers directly and are not counted.
+  bench/run --bigfile 1GiB [--link 40ms,1gbit --server emulators]
+      One file of random bytes (real, not sparse), made once: imgsyncd
+      from the close(2) of its copy in the watched folder to its row
+      marked synced in the state database (then object size and item
+      checked with boto3), `aws s3 cp` of the file, unsigned `curl -T`.
+      Wall, MB/s, share of the link rate (with --link), CPU, peak RSS
+      (imgsyncd VmHWM from /proc, the peers GNU time).
+  bench/run --latency 50 [--link 40ms,1gbit] [--settle-ms MS]
+      N files of ~30 KB written one at a time; per file, close(2) -> item
+      readable (GetItem, ConsistentRead, polled every ~1 ms directly at the
+      server, i.e. without the relay's delay on the way back) and close ->
+      the state database's 'synced' row: p50/p90/p99. The floor: boto3
+      PutObject + PutItem one after the other over the same endpoints,
+      median. The settle delay printed is --settle-ms, else the default of
+      watch.settle_ms in this tree's lib/config.c (a --bin from another
+      tree may differ: pass --settle-ms to be sure).
+
+Everything started here is stopped by pid and the namespace (with its veth
+pair and qdiscs) is deleted at the end, on failure, on SIGTERM/SIGHUP and at
+exit. Traffic goes only to 127.0.0.1 and to the namespace's address.
 """
 
 from __future__ import annotations
