@@ -143,9 +143,10 @@ def free_port() -> int:
 
 def http_probe(port: int, path: str = "/", method: str = "GET",
                headers: dict | None = None, body: bytes | None = None,
-               timeout: float = 2.0) -> tuple[int, bytes]:
-    """One plain HTTP request to 127.0.0.1 (no proxies, no signing)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+               timeout: float = 2.0, host: str = "127.0.0.1") -> tuple[int, bytes]:
+    """One plain HTTP request to ``host`` (127.0.0.1 unless given; no
+    proxies, no signing)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -159,11 +160,21 @@ class ServerProcess:
 
     Own process group (so stop() gets every descendant), PR_SET_PDEATHSIG
     (so it never outlives us), stdout+stderr in ``log_path`` (so a failing
-    test can show it).  ``argv_for(port, workdir)`` builds the command line."""
+    test can show it).  ``argv_for(port, workdir)`` builds the command line.
+
+    ``host`` is the address the server listens on (probed there; the
+    benchmark's shaped link uses an address in a network namespace) and
+    ``prefix`` a command the server runs under (e.g. ``ip netns exec NS``,
+    which execs it: same pid, so the death signal and process group hold).
+    The port is still picked free on the host, which is harmless in a fresh
+    namespace."""
 
     def __init__(self, name: str, argv_for, env: dict | None = None,
-                 probe_path: str = "/", ready_timeout_s: float = _READY_TIMEOUT_S):
+                 probe_path: str = "/", ready_timeout_s: float = _READY_TIMEOUT_S,
+                 host: str = "127.0.0.1", prefix: list[str] | None = None):
         self.name = name
+        self.host = host
+        self.prefix = list(prefix or [])
         self.argv_for = argv_for
         self.env = env
         self.probe_path = probe_path
@@ -196,7 +207,7 @@ class ServerProcess:
             log.write(f"--- start attempt {attempt} on port {self.port}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.argv_for(self.port, self.workdir), env=self.env,
+                self.prefix + self.argv_for(self.port, self.workdir), env=self.env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_child_preexec(os.getpid()),
                 cwd=self.workdir)
@@ -207,7 +218,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 return False
             try:
-                http_probe(self.port, self.probe_path, timeout=1.0)
+                http_probe(self.port, self.probe_path, timeout=1.0, host=self.host)
                 return True
             except OSError:
                 time.sleep(0.05)
@@ -415,7 +426,7 @@ class _ServerBed(Bed):
     def _start_server(self, server: ServerProcess) -> None:
         self.server = server
         server.start()
-        self.endpoint = f"http://127.0.0.1:{server.port}"
+        self.endpoint = f"http://{server.host}:{server.port}"
         self.log_path = server.log_path
 
     def stop(self) -> None:
@@ -447,9 +458,11 @@ class Moto(_ServerBed):
     """moto_server on a free port; with ``auth`` every request after the
     3-action bootstrap is SigV4- and IAM-checked."""
 
-    def __init__(self, auth: bool = True, start: bool = True):
+    def __init__(self, auth: bool = True, start: bool = True,
+                 host: str = "127.0.0.1", prefix: list[str] | None = None):
         super().__init__()
         self.auth = auth
+        self.host, self.prefix = host, prefix
         if start:
             self.start()
 
@@ -463,8 +476,8 @@ class Moto(_ServerBed):
         try:
             # /moto-api/ is not an AWS action: probing it spends no free action.
             self._start_server(ServerProcess(
-                name, lambda port, _wd: cmd + ["-H", "127.0.0.1", "-p", str(port)],
-                env=env, probe_path="/moto-api/"))
+                name, lambda port, _wd: cmd + ["-H", self.host, "-p", str(port)],
+                env=env, probe_path="/moto-api/", host=self.host, prefix=self.prefix))
             self.admin = self._bootstrap_admin() if self.auth else NOAUTH_KEYS
         except BaseException:
             self.stop()
@@ -482,7 +495,7 @@ class Moto(_ServerBed):
         key = iam.create_access_key(UserName="imgsync-admin")["AccessKey"]
         # A bogus key (not an absent header: moto 5.2.1 answers that with a
         # 500 and a traceback in its log) must now be refused.
-        status, _ = http_probe(self.port, "/", headers={"Authorization": (
+        status, _ = http_probe(self.port, "/", host=self.host, headers={"Authorization": (
             "AWS4-HMAC-SHA256 Credential=AKIAIMGSYNCPROBE0000/20260101/us-east-1/"
             "s3/aws4_request, SignedHeaders=host, Signature=00")})
         if status != 403:
@@ -561,8 +574,10 @@ class S3rver(_ServerBed):
 
     supports_iam = False
 
-    def __init__(self, start: bool = True):
+    def __init__(self, start: bool = True, host: str = "127.0.0.1",
+                 prefix: list[str] | None = None):
         super().__init__(admin=S3RVER_KEYS)
+        self.host, self.prefix = host, prefix
         if start:
             self.start()
 
@@ -572,10 +587,11 @@ class S3rver(_ServerBed):
         def argv(port: int, workdir: str) -> list[str]:
             data = os.path.join(workdir, "data")
             os.makedirs(data, exist_ok=True)
-            return ["node", str(script), "-d", data, "-a", "127.0.0.1",
+            return ["node", str(script), "-d", data, "-a", self.host,
                     "-p", str(port)]
         try:
-            self._start_server(ServerProcess("s3rver", argv, env=_node_env()))
+            self._start_server(ServerProcess("s3rver", argv, env=_node_env(),
+                                             host=self.host, prefix=self.prefix))
         except BaseException:
             self.stop()
             raise
@@ -592,9 +608,11 @@ class Dynalite(_ServerBed):
 
     supports_iam = False
 
-    def __init__(self, start: bool = True, create_table_ms: int = 0):
+    def __init__(self, start: bool = True, create_table_ms: int = 0,
+                 host: str = "127.0.0.1", prefix: list[str] | None = None):
         super().__init__(admin=DYNALITE_KEYS)
         self.create_table_ms = create_table_ms
+        self.host, self.prefix = host, prefix
         if start:
             self.start()
 
@@ -603,11 +621,12 @@ class Dynalite(_ServerBed):
         ms = str(self.create_table_ms)
 
         def argv(port: int, _workdir: str) -> list[str]:
-            return ["node", str(script), "--host", "127.0.0.1", "--port", str(port),
+            return ["node", str(script), "--host", self.host, "--port", str(port),
                     "--createTableMs", ms, "--deleteTableMs", ms,
                     "--updateTableMs", ms]
         try:
-            self._start_server(ServerProcess("dynalite", argv, env=_node_env()))
+            self._start_server(ServerProcess("dynalite", argv, env=_node_env(),
+                                             host=self.host, prefix=self.prefix))
         except BaseException:
             self.stop()
             raise
