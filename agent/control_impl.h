@@ -31,10 +31,11 @@
 
 struct control_conn;
 
-/* Files done, one sample a second, for /status's rate. */
+/* Files done and bytes sent, one sample a second, for /status's rates. */
 struct control_rate {
 	struct loop_timer *tick;
 	uint64_t done[CTL_RATE_WINDOW + 1];
+	uint64_t bytes[CTL_RATE_WINDOW + 1];
 	unsigned ndone;
 };
 

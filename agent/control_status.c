@@ -27,7 +27,10 @@ control_status_on_tick(void *arg)
 	sync_get_stats(c->d.sync, &st);
 	memmove(c->rate.done + 1, c->rate.done,
 	        CTL_RATE_WINDOW * sizeof(c->rate.done[0]));
+	memmove(c->rate.bytes + 1, c->rate.bytes,
+	        CTL_RATE_WINDOW * sizeof(c->rate.bytes[0]));
 	c->rate.done[0] = control_status_done(&st);
+	c->rate.bytes[0] = st.bytes;
 	if (c->rate.ndone <= CTL_RATE_WINDOW)
 		c->rate.ndone++;
 	loop_timer_set(c->rate.tick, 1000);
@@ -54,7 +57,7 @@ control_status_json(struct control *c)
 {
 	struct sync_stats st;
 	uint64_t failed = 0, done;
-	double rate = 0;
+	double rate = 0, byte_rate = 0;
 	const char *last, *lost;
 	json_t *doc;
 	struct err e;
@@ -64,9 +67,13 @@ control_status_json(struct control *c)
 	if (state_count_failed(c->d.state, &failed, &e) == -1)
 		log_warnx("%s", e.message);
 	done = control_status_done(&st);
-	if (c->rate.ndone > 1)
+	if (c->rate.ndone > 1) {
 		rate = (double)(done - c->rate.done[c->rate.ndone - 1]) /
 		       (double)(c->rate.ndone - 1);
+		byte_rate =
+		    (double)(st.bytes - c->rate.bytes[c->rate.ndone - 1]) /
+		    (double)(c->rate.ndone - 1);
+	}
 	last = sync_last_error(c->d.sync);
 	lost = sync_root_lost_why(c->d.sync);
 	doc = json_pack(
@@ -92,6 +99,12 @@ control_status_json(struct control *c)
 	if (doc != NULL && lost != NULL)
 		json_object_set_new(doc, "disk_full",
 		                    control_api_json_name(lost, strlen(lost)));
+	if (doc != NULL) {
+		json_object_set_new(doc, "byte_rate", json_real(byte_rate));
+		json_object_set_new(doc, "scanning", json_boolean(st.scanning));
+		json_object_set_new(doc, "scanned",
+		                    json_integer((json_int_t)st.scanned));
+	}
 	if (doc != NULL)
 		json_object_set_new(
 		    doc, "held_deletions",

@@ -98,15 +98,24 @@ ctl_output_status(FILE *f, const json_t *st, struct err *e)
 	label(f, "rate");
 	if (ctl_output_number(st, "rate", &rate)) {
 		fprintf(f, "%.1f files/s", rate);
+		if (ctl_output_number(st, "byte_rate", &v))
+			fprintf(f, ", %s/s", ctl_output_size(v, s, sizeof(s)));
 		ctl_output_number(st, "queued", &q);
 		ctl_output_number(st, "in_flight", &fl);
-		if (rate > 0 && q + fl > 0)
+		/* While the scan walks, the queue is not all that is left. */
+		if (rate > 0 && q + fl > 0 &&
+		    !json_is_true(json_object_get(st, "scanning")))
 			fprintf(
 			    f, ", about %s left",
 			    ctl_output_duration((q + fl) / rate, s, sizeof(s)));
 		fputc('\n', f);
 	} else {
 		fputs("-\n", f);
+	}
+	if (json_is_true(json_object_get(st, "scanning"))) {
+		label(f, "scan");
+		fprintf(f, "under way, %.0f files found so far\n",
+		        ctl_output_number(st, "scanned", &v) ? v : 0.0);
 	}
 	if (ctl_output_number(st, "held_deletions", &v) && v > 0) {
 		label(f, "deletions held");

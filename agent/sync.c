@@ -134,12 +134,13 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 	s->root_timer = loop_timer_new(s->loop, sync_root_on_timer, s, e);
 	s->delete_timer = loop_timer_new(s->loop, sync_on_delete_timer, s, e);
 	s->items_timer = loop_timer_new(s->loop, sync_items_on_timer, s, e);
+	s->scan_timer = loop_timer_new(s->loop, sync_scan_on_step, s, e);
 	s->disk_timer =
 	    loop_timer_new(s->loop, sync_recover_on_disk_timer, s, e);
 	if (s->settle_timer == NULL || s->work_timer == NULL ||
 	    s->rescan_timer == NULL || s->root_timer == NULL ||
 	    s->delete_timer == NULL || s->disk_timer == NULL ||
-	    s->items_timer == NULL)
+	    s->items_timer == NULL || s->scan_timer == NULL)
 		goto fail;
 	return s;
 fail:
@@ -168,6 +169,7 @@ sync_free(struct sync *s)
 	loop_timer_free(s->root_timer);
 	loop_timer_free(s->delete_timer);
 	loop_timer_free(s->items_timer);
+	loop_timer_free(s->scan_timer);
 	free(s->hash_buf);
 	loop_timer_free(s->disk_timer);
 	while (s->nbatch > 0)
@@ -245,4 +247,5 @@ sync_get_stats(const struct sync *s, struct sync_stats *st)
 	st->queued = s->settling.n + s->ready.n;
 	st->running = s->running;
 	st->limit = s->limit;
+	st->scanning = s->rescan_pending;
 }

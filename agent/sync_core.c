@@ -430,6 +430,11 @@ sync_job_finish(struct job *j, int ok)
 	sync_release_held(j);
 	s->running--;
 	sync_adapt(s);
+	if (s->scan_waiting &&
+	    s->ready.n + s->settling.n < SYNC_SCAN_QUEUE / 2) {
+		s->scan_waiting = 0;
+		loop_timer_set(s->scan_timer, 0); /* the scan walks on */
+	}
 	if (j->again && !s->stopping) {
 		j->again = 0;
 		sync_job_settle(j, s->settle_ms);

@@ -38,6 +38,8 @@
 #define SYNC_DELETE_WINDOW_MS 1000 /* local deletions gathered as one batch */
 #define SYNC_DISK_CHECK_MS 5000    /* while the state database is full */
 #define SYNC_ROOT_CHECK_MS 2000    /* while the root is not the mirrored one */
+#define SYNC_SCAN_STEP 512u        /* files a step of a scan reports */
+#define SYNC_SCAN_QUEUE 4096u      /* queued paths that make a scan wait */
 #define SYNC_LIMIT_START 16u       /* adaptive concurrency: the start ... */
 #define SYNC_LIMIT_MIN 4u          /* ... and the floor */
 #define SYNC_LIMIT_CUT_MS 1000u    /* at most one halving per second */
@@ -212,7 +214,9 @@ struct sync {
 	uint64_t settle_armed; /* due time the timer is set for; 0: unarmed */
 	struct loop_timer *work_timer;
 	struct loop_timer *rescan_timer;
-	int rescan_pending;
+	int rescan_pending;            /* until the scan under way is over */
+	struct loop_timer *scan_timer; /* its next step (sync_scan.c) */
+	int scan_waiting;              /* ... once the queue is shorter */
 	int stopping;
 	int paused;
 	int pumping;    /* in sync_pump */
@@ -244,9 +248,11 @@ struct sync {
 	char skipped_told[1024]; /* the watcher's last skipped directory */
 	/* Item writes waiting to go, batched (sync_items.c). */
 	struct sync_item *items_head, *items_tail;
-	unsigned items_inflight; /* PutItem or TransactWriteItems requests */
-	int items_single;        /* the endpoint has no TransactWriteItems */
-	int items_paused;        /* after a conflict: until items_timer */
+	unsigned items_inflight;   /* PutItem or TransactWriteItems requests */
+	int items_single;          /* the endpoint has no TransactWriteItems */
+	int items_paused;          /* after a conflict: until items_timer */
+	uint64_t items_put_min_ms; /* the quickest lone PutItem */
+	unsigned items_slow;       /* slow transactions so far */
 	struct loop_timer *items_timer;
 	struct sync_stats stats;
 	char last_error[1024];
@@ -341,6 +347,7 @@ void sync_root_on_timer(void *arg);
 
 /* sync_scan.c */
 void sync_scan_now(struct sync *s);
+void sync_scan_on_step(void *arg);
 void sync_scan_on_timer(void *arg);
 
 #endif

@@ -15,13 +15,15 @@
  * the others were not written and go again, alone in their own batch,
  * after a pause if the reason was a conflict or throttling. A store
  * without TransactWriteItems (dynalite), or a policy that refuses it, gets
- * one PutItem per item from then on, said once in the log.
+ * one PutItem per item from then on, said once in the log; so does a
+ * store whose transactions grow slow with the table (items_timing).
  *
  * Each entry belongs to a running job, which the callback finishes; every
  * entry ends exactly once, cancelled when the engine is freed. Items are
  * at most a few KB (a 1024-byte key, a few short attributes), so 100 stay
  * far below the request's 4 MB limit.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +33,12 @@
 #include "log.h"
 #include "sync_impl.h"
 
-#define SYNC_ITEMS_MAX 100    /* TransactWriteItems' limit */
-#define SYNC_ITEMS_INFLIGHT 4 /* writes in flight while items pile up */
-#define SYNC_ITEMS_TRIES 8    /* cancelled by conflicts, then it fails */
-#define SYNC_ITEMS_PAUSE_MS                                                    \
-	100 /* after a conflict or throttling, times tries */
+#define SYNC_ITEMS_MAX 100      /* TransactWriteItems' limit */
+#define SYNC_ITEMS_INFLIGHT 4   /* writes in flight while items pile up */
+#define SYNC_ITEMS_TRIES 8      /* cancelled by conflicts, then it fails */
+#define SYNC_ITEMS_PAUSE_MS 100 /* after a conflict or throttling, x tries */
+#define SYNC_ITEMS_SLOW 3       /* slow transactions (of 10 items or more) */
+#define SYNC_ITEMS_SLOW_MS 1000 /* ... longer than this */
 
 struct sync_item {
 	struct job *job;
@@ -50,6 +53,7 @@ struct items_req {
 	struct sync *s;
 	struct sync_item *head;
 	size_t n;
+	uint64_t sent_ms;
 };
 
 static void
@@ -147,6 +151,39 @@ items_cancelled(struct sync *s, struct items_req *q, json_t *resp,
 		s->items_paused = 1;
 }
 
+/*
+ * Learns whether transactions stay cheap here. On DynamoDB a transaction
+ * costs about a round trip, a lone PutItem's time (the quickest seen is
+ * the round trip), whatever the table holds; on moto it grows with the
+ * table (it copies the whole table for each action of a transaction: at a
+ * few thousand items one of 60 takes seconds, and stalls every other
+ * request). After SYNC_ITEMS_SLOW transactions of 10 items or more that
+ * took over SYNC_ITEMS_SLOW_MS and 20 times the quickest PutItem, one
+ * PutItem per item from now on, said once.
+ */
+static void
+items_timing(struct sync *s, const struct items_req *q)
+{
+	uint64_t ms = loop_now_ms() - q->sent_ms;
+
+	if (q->n == 1) {
+		if (s->items_put_min_ms == 0 || ms < s->items_put_min_ms)
+			s->items_put_min_ms = ms > 0 ? ms : 1;
+		return;
+	}
+	if (q->n < 10 || s->items_single || s->items_put_min_ms == 0)
+		return;
+	log_debug("TransactWriteItems of %zu items: %" PRIu64 " ms", q->n, ms);
+	if (ms <= SYNC_ITEMS_SLOW_MS || ms <= 20 * s->items_put_min_ms ||
+	    ++s->items_slow < SYNC_ITEMS_SLOW)
+		return;
+	log_warnx("TransactWriteItems of %zu items took %" PRIu64 " ms, "
+	          "PutItem %" PRIu64 " ms: one PutItem per item from now on "
+	          "(said once)",
+	          q->n, ms, s->items_put_min_ms);
+	s->items_single = 1;
+}
+
 static void
 items_on_write(json_t *resp, const struct err *e, void *arg)
 {
@@ -155,6 +192,8 @@ items_on_write(json_t *resp, const struct err *e, void *arg)
 	struct sync_item *it, *next;
 
 	s->items_inflight--;
+	if (e == NULL)
+		items_timing(s, q);
 	if (e != NULL && q->n > 1 &&
 	    (strcmp(e->code, "UnknownOperationException") == 0 ||
 	     err_classify(e) == ERRC_ACCESS)) {
@@ -217,6 +256,7 @@ items_send(struct sync *s, size_t n)
 	}
 	q->s = s;
 	q->head = s->items_head;
+	q->sent_ms = loop_now_ms();
 	for (it = q->head, i = 0; i < n; it = it->next, i++) {
 		last = it;
 		it->job->run->phase = RUN_PUTTING_ITEM;

@@ -137,6 +137,8 @@ sync_on_event(const struct watcher_event *ev, void *arg)
 		return; /* the rescan when it is back sees everything */
 	switch (ev->kind) {
 	case WATCHER_FILE:
+		if (s->rescan_pending)
+			s->stats.scanned++;
 		if (sync_wanted(s, ev->path))
 			sync_mark(s, ev->path,
 			          s->rescan_pending ? 0 : s->settle_ms);
@@ -199,19 +201,14 @@ scan_check_row(const struct state_file *f, void *arg)
 	return 0;
 }
 
-/* A rescan, now: once the root is the mirrored folder. */
-void
-sync_scan_now(struct sync *s)
+/* The walk is over: the rows that no file answered, and what it could not
+ * watch. */
+static void
+scan_finish(struct sync *s)
 {
 	const char *degraded;
 	struct err e;
 
-	if (sync_root_check(s) != 0)
-		return;
-	err_clear(&e);
-	s->stats.rescans++;
-	if (s->watcher != NULL && watcher_scan(s->watcher, &e) == -1)
-		log_warnx("rescan: %s", e.message);
 	scan_note_skipped(s);
 	/* Vanished files, and failed ones (retried after a rescan). */
 	err_clear(&e);
@@ -225,6 +222,54 @@ sync_scan_now(struct sync *s)
 		loop_timer_set(s->rescan_timer, SYNC_DEGRADED_RESCAN_MS);
 	}
 	sync_pump(s);
+}
+
+/*
+ * The walk goes in steps of SYNC_SCAN_STEP files, each followed by a turn
+ * of the loop; while SYNC_SCAN_QUEUE paths wait, it waits too, and the
+ * core starts it again when the queue is half as long: so the queue, and
+ * the memory, stay bounded whatever the tree holds, and the uploads start
+ * with the first step, not after the whole walk.
+ */
+void
+sync_scan_on_step(void *arg)
+{
+	struct sync *s = arg;
+
+	if (s->watcher == NULL || !watcher_scanning(s->watcher)) {
+		s->scan_waiting = 0;
+		return;
+	}
+	if (s->ready.n + s->settling.n >= SYNC_SCAN_QUEUE) {
+		s->scan_waiting = 1;
+		return;
+	}
+	if (watcher_scan_step(s->watcher, SYNC_SCAN_STEP) == 1) {
+		loop_timer_set(s->scan_timer, 0);
+		sync_pump(s);
+		return;
+	}
+	scan_finish(s);
+}
+
+/* A rescan, now: once the root is the mirrored folder. */
+void
+sync_scan_now(struct sync *s)
+{
+	struct err e;
+
+	if (sync_root_check(s) != 0)
+		return;
+	err_clear(&e);
+	s->stats.rescans++;
+	s->stats.scanned = 0;
+	if (s->watcher != NULL && watcher_scan_begin(s->watcher, &e) == -1) {
+		log_warnx("rescan: %s", e.message);
+		scan_finish(s);
+		return;
+	}
+	s->scan_waiting = 0;
+	sync_scan_on_step(s);
 }
 
 /* The rescan timer. */

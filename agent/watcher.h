@@ -51,6 +51,15 @@ void watcher_free(struct watcher *w);
  * root cannot be read. A directory that cannot be watched (the watch limit,
  * ENOSPC) makes the watcher degraded and scanning goes on. */
 int watcher_scan(struct watcher *w, struct err *e);
+/* The same scan in steps, so that the caller's queue stays short: begin
+ * watches the root; each step walks on until about budget more files were
+ * reported (0: all), and says 1 while there is more to walk, 0 once the
+ * scan is over (and the tree swept of what it no longer found). A scan
+ * begun while another is under way starts again from the root; the root
+ * gone ends it. */
+int watcher_scan_begin(struct watcher *w, struct err *e);
+int watcher_scan_step(struct watcher *w, size_t budget);
+int watcher_scanning(const struct watcher *w);
 
 /* Non-NULL while some directory could not be watched: the reason, naming
  * fs.inotify.max_user_watches for the watch limit. The engine then rescans

@@ -43,6 +43,7 @@ watcher_root_gone(struct watcher *w, const char *why)
 	if (w->root_gone)
 		return 0;
 	w->root_gone = 1;
+	watcher_inotify_walk_scan_end(w);
 	watcher_inotify_move_drop_all(w);
 	watcher_inotify_tree_forget_all(w, 1);
 	return watcher_inotify_move_emit(w, WATCHER_ROOT_GONE, NULL, NULL, 0,
@@ -270,6 +271,7 @@ watcher_destroy(struct watcher *w)
 		close(w->fd);
 	}
 	loop_timer_free(w->timer);
+	watcher_inotify_walk_scan_end(w);
 	if (w->by_wd != NULL && w->by_name != NULL)
 		watcher_inotify_tree_forget_all(w, 0);
 	watcher_inotify_move_drop_all(w);
@@ -390,10 +392,10 @@ watcher_free(struct watcher *w)
 }
 
 int
-watcher_scan(struct watcher *w, struct err *e)
+watcher_scan_begin(struct watcher *w, struct err *e)
 {
 	struct stat st;
-	int fd, r;
+	int fd;
 
 	if (w->dead)
 		return 0;
@@ -407,11 +409,36 @@ watcher_scan(struct watcher *w, struct err *e)
 		close(fd);
 		return -1;
 	}
-	w->busy++;
 	w->gen++;
-	r = watcher_inotify_walk_scan(w, fd, &st, e);
+	return watcher_inotify_walk_scan_begin(w, fd, &st, e);
+}
+
+int
+watcher_scan_step(struct watcher *w, size_t budget)
+{
+	int r;
+
+	if (w->dead)
+		return 0;
+	w->busy++;
+	r = watcher_inotify_walk_scan_step(w, budget);
 	watcher_release(w);
-	return r;
+	return r == 1;
+}
+
+int
+watcher_scanning(const struct watcher *w)
+{
+	return w->scan != NULL;
+}
+
+int
+watcher_scan(struct watcher *w, struct err *e)
+{
+	if (watcher_scan_begin(w, e) == -1)
+		return -1;
+	(void)watcher_scan_step(w, 0);
+	return 0;
 }
 
 const char *

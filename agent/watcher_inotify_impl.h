@@ -58,6 +58,8 @@ struct wmove {
 	char *path;
 };
 
+struct walk;
+
 struct watcher {
 	struct loop *loop;
 	char *root;
@@ -73,6 +75,7 @@ struct watcher {
 	size_t nbuckets; /* both tables, a power of two */
 	size_t count;
 	uint64_t gen;
+	struct walk *scan; /* a scan under way (watcher_scan_begin) */
 
 	struct wmove moves[WATCHER_MAX_MOVES];
 	size_t nmoves;
@@ -124,8 +127,10 @@ int watcher_inotify_move_find(const struct watcher *w, uint32_t cookie);
 void watcher_inotify_move_drop_all(struct watcher *w);
 
 /* Walks (watcher_inotify_walk.c). */
-int watcher_inotify_walk_scan(struct watcher *w, int fd, const struct stat *st,
-                              struct err *e);
+int watcher_inotify_walk_scan_begin(struct watcher *w, int fd,
+                                    const struct stat *st, struct err *e);
+int watcher_inotify_walk_scan_step(struct watcher *w, size_t budget);
+void watcher_inotify_walk_scan_end(struct watcher *w);
 int watcher_inotify_walk_new(struct watcher *w, int pwd, const char *name,
                              size_t len);
 int watcher_inotify_walk_lstat(const struct watcher *w, const struct wnode *dir,

@@ -10,8 +10,16 @@
  * keeps few directories open and goes at most 4096 levels deep. Files
  * found are reported through watcher_inotify_move_emit().
  *
- * It is a little over 600 lines: the walk is one algorithm (frames, the
- * fd budget, reopening a closed frame, watching before reading), and its
+ * A scan goes in steps (watcher_scan_begin/_step): its walk is kept
+ * between them and pauses once a step reported its budget of files, even
+ * in the middle of a directory, so that the engine's queue stays short
+ * however many files the tree holds. Between steps, events change the tree
+ * as usual; a directory the scan has not reached yet is reached as it is
+ * then, and one that moved keeps its watch (the move walks it again, which
+ * marks it for the sweep at the end).
+ *
+ * It is over 600 lines: the walk is one algorithm (frames, the fd budget,
+ * reopening a closed frame, watching before reading, pausing), and its
  * parts share struct walk, which nothing else needs to see.
  */
 #include <dirent.h>
@@ -56,6 +64,7 @@ struct walk_frame {
 	size_t pathlen; /* its path is walk->path[0, pathlen) */
 	size_t namelen; /* its own name ends that path */
 	size_t depth;
+	int reading;        /* its files are being read (a paused scan) */
 	struct buf subdirs; /* still to visit, each NUL-terminated */
 	size_t pos;
 };
@@ -70,6 +79,8 @@ struct walk {
 	size_t cap;
 	size_t nopen;
 	struct buf path;
+	size_t emitted; /* files reported */
+	size_t budget;  /* pause once emitted reaches it; 0: never */
 };
 
 /* Messages. */
@@ -325,7 +336,8 @@ walk_reopen(struct walk *k)
 	return 0;
 }
 
-/* Reads the top frame: reports its files, lists its subdirectories. */
+/* Reads the top frame: reports its files, lists its subdirectories. -1:
+ * the watcher was freed; 1: paused (the budget is spent); 0: done. */
 static int
 walk_read(struct walk *k)
 {
@@ -336,7 +348,12 @@ walk_read(struct walk *k)
 	unsigned char type;
 	size_t len;
 
+	f->reading = 1;
 	for (;;) {
+		if (k->budget > 0 && k->emitted >= k->budget) {
+			walk_cut(k, f->pathlen);
+			return 1; /* paused: the next step reads on */
+		}
 		errno = 0;
 		de = readdir(f->dir);
 		if (de == NULL)
@@ -363,8 +380,10 @@ walk_read(struct walk *k)
 			    watcher_inotify_move_emit(k->w, WATCHER_FILE, path,
 			                              NULL, 0, NULL) == -1)
 				return -1;
+			k->emitted++;
 		}
 	}
+	f->reading = 0;
 	walk_cut(k, f->pathlen);
 	if (f->subdirs.failed)
 		walk_degrade(k, "read", k->path.data, ENOMEM);
@@ -464,16 +483,30 @@ walk_enter(struct walk *k, int fd, const char *name, size_t len)
 	return walk_read(k);
 }
 
+/* Walks on from the top frame. -1: the watcher was freed; 1: paused; 0:
+ * the walk is over. */
 static int
 walk_run(struct walk *k)
 {
 	struct walk_frame *f;
 	const char *name;
 	size_t len;
-	int fd, last, saved;
+	int fd, last, saved, r;
 
 	while (k->nframes > 0 && !k->path.failed) {
 		f = &k->frames[k->nframes - 1];
+		if (f->reading) {
+			if (f->dir == NULL && walk_reopen(k) == -1) {
+				f->reading = 0; /* gone meanwhile */
+				continue;
+			}
+			r = walk_read(k);
+			if (r != 0)
+				return r;
+			continue;
+		}
+		if (k->budget > 0 && k->emitted >= k->budget)
+			return 1;
 		if (f->subdirs.data == NULL || f->pos >= f->subdirs.len) {
 			walk_pop(k);
 			continue;
@@ -509,8 +542,9 @@ walk_run(struct walk *k)
 			f->dir = NULL;
 			k->nopen--;
 		}
-		if (walk_enter(k, fd, name, len) == -1)
-			return -1;
+		r = walk_enter(k, fd, name, len);
+		if (r != 0)
+			return r;
 	}
 	if (k->path.failed)
 		walk_degrade(k, "read", NULL, ENOMEM);
@@ -607,41 +641,74 @@ walk_root(struct watcher *w, struct walk *k, int fd)
 }
 
 /*
- * The walk of watcher_scan(): watches the root, open as fd, and every
- * directory under it, and reports every regular file. -1 when the root
- * cannot be read; fd is closed either way.
+ * The walk of a scan (watcher_scan_begin): watches the root, open as fd,
+ * and will watch every directory under it and report every regular file,
+ * step by step. -1 when the root cannot be read; fd is closed either way.
  */
 int
-watcher_inotify_walk_scan(struct watcher *w, int fd, const struct stat *st,
-                          struct err *e)
+watcher_inotify_walk_scan_begin(struct watcher *w, int fd,
+                                const struct stat *st, struct err *e)
 {
-	struct walk k;
+	struct walk *k;
 	DIR *d;
-	int wd, r;
+	int wd;
 
-	walk_init(&k, w, 1);
-	wd = walk_root(w, &k, fd);
+	watcher_inotify_walk_scan_end(w);
+	k = malloc(sizeof(*k));
+	if (k == NULL) {
+		err_sys(e, "watcher: malloc");
+		close(fd);
+		return -1;
+	}
+	walk_init(k, w, 1);
+	wd = walk_root(w, k, fd);
 	d = fdopendir(fd);
 	if (d == NULL) {
 		err_sys(e, "watcher: cannot read %s", w->root);
 		close(fd);
-		walk_cleanup(&k);
+		walk_cleanup(k);
+		free(k);
 		return -1;
 	}
-	if (walk_push(&k, d, wd, st, NULL, 0, 0) == -1) {
+	if (walk_push(k, d, wd, st, NULL, 0, 0) == -1) {
 		closedir(d);
-		walk_degrade(&k, "read", NULL, ENOMEM);
-		r = 0;
+		walk_degrade(k, "read", NULL, ENOMEM);
 	} else {
-		r = walk_read(&k);
-		if (r == 0)
-			r = walk_run(&k);
+		k->frames[0].reading = 1;
 	}
-	if (r == 0) {
-		watcher_inotify_tree_sweep(w);
-		if (!k.failed)
-			w->degraded[0] = '\0';
-	}
-	walk_cleanup(&k);
+	w->scan = k;
 	return 0;
+}
+
+/* One step of the scan: reports about budget files (0: all). -1: the
+ * watcher was freed; 1: more to do; 0: the scan is over (the tree swept of
+ * what it no longer found). */
+int
+watcher_inotify_walk_scan_step(struct watcher *w, size_t budget)
+{
+	struct walk *k = w->scan;
+	int r;
+
+	if (k == NULL)
+		return 0;
+	k->budget = budget > 0 ? k->emitted + budget : 0;
+	r = walk_run(k);
+	if (r != 0)
+		return r;
+	watcher_inotify_tree_sweep(w);
+	if (!k->failed)
+		w->degraded[0] = '\0';
+	watcher_inotify_walk_scan_end(w);
+	return 0;
+}
+
+/* Drops the scan under way, if any. */
+void
+watcher_inotify_walk_scan_end(struct watcher *w)
+{
+	if (w->scan == NULL)
+		return;
+	walk_cleanup(w->scan);
+	free(w->scan);
+	w->scan = NULL;
 }

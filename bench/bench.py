@@ -371,6 +371,9 @@ def open_target(args):
         if args.server == "moto":
             s3 = stack.enter_context(testbed.Moto(auth=False, **kw))
             ddb = s3
+        elif args.server == "s3rver+moto":
+            s3 = stack.enter_context(testbed.S3rver(**kw))
+            ddb = stack.enter_context(testbed.Moto(auth=False, **kw))
         else:
             s3 = stack.enter_context(testbed.S3rver(**kw))
             ddb = stack.enter_context(testbed.Dynalite(**kw))
@@ -387,6 +390,9 @@ def open_target(args):
 def server_desc(args) -> str:
     if args.server == "moto":
         s = "moto (no auth; closes every connection)"
+    elif args.server == "s3rver+moto":
+        s = (f"s3rver {testbed.NPM_PACKAGES['s3rver']} (S3, keep-alive) and moto "
+             f"(DynamoDB, which has TransactWriteItems; closes every connection)")
     else:
         s = (f"s3rver {testbed.NPM_PACKAGES['s3rver']} (S3) and dynalite "
              f"{testbed.NPM_PACKAGES['dynalite']} (DynamoDB), keep-alive")
@@ -782,8 +788,10 @@ def main() -> int:
     ap.add_argument("--folders", type=int, default=20)
     ap.add_argument("--size", type=int, default=30000)
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "imgsyncd"))
-    ap.add_argument("--server", choices=("moto", "emulators"), default="moto",
-                    help="moto (default), or s3rver + dynalite, which keep connections alive")
+    ap.add_argument("--server", choices=("moto", "emulators", "s3rver+moto"), default="moto",
+                    help="moto (default), or s3rver + dynalite, which keep connections "
+                         "alive, or s3rver with moto's DynamoDB (dynalite has no "
+                         "TransactWriteItems)")
     ap.add_argument("--strace", metavar="FILE",
                     help="write `strace -f -c` of imgsyncd's run to FILE")
     ap.add_argument("--link", metavar="RTT,RATE",

@@ -13,12 +13,14 @@ records each request's X-Amz-Target); everything is read back with boto3.
 from __future__ import annotations
 
 import collections
+import json
 import os
+import subprocess
 import time
 import unittest
 
 import testbed
-from common import FULL_POLICY
+from common import BIN, FULL_POLICY
 from daemon import Daemon, wait_until
 from faultproxy import FaultProxy
 from images import make
@@ -171,6 +173,70 @@ class InFlight(unittest.TestCase):
                 for line in d.log().splitlines() if "throttled: up to" in line]
         self.assertTrue(cuts, d.log()[-3000:])
         self.assertTrue(all(4 <= c <= 24 for c in cuts), cuts)
+
+
+class BoundedScan(unittest.TestCase):
+    """The start-up scan walks in steps and waits while 4096 paths are
+    queued (SYNC_SCAN_QUEUE): the queue, and so the memory, stay bounded
+    however many files the tree holds, and uploads start before the walk
+    is over. Uploads are held back by slowing S3's first answers."""
+
+    def status(self, d: Daemon) -> dict:
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "10", "--unix-socket",
+             str(d.dir / "imgsync.sock"), "http://imgsync/status"],
+            capture_output=True, text=True, timeout=20)
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    def test_the_queue_stays_bounded_and_everything_goes(self):
+        bed = testbed.auth_bed()
+        proxy = FaultProxy(bed.endpoint, seed=5, slow=1.0, slow_ms=1500,
+                           max_faults=12,
+                           fault_filter=lambda req: not (req.get("x-amz-target") or ""))
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        d = Daemon(bed, endpoint=proxy.url, concurrency=4, level="info")
+        self.addCleanup(d.close)
+        n = 6000
+        for i in range(n):
+            sub = d.root / f"d{i // 500:02d}"
+            sub.mkdir(exist_ok=True)
+            data, _ = make(f"b{i}.png", 2, 2, b"%d" % i)
+            (sub / f"b{i:05d}.png").write_bytes(data)
+        d.start()
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = self.status(d)
+            if st:
+                seen.append(st)
+            if st.get("scanning") and st.get("queued", 0) >= 4000:
+                break
+            time.sleep(0.1)
+        self.assertTrue(seen and seen[-1].get("scanning"), seen[-3:])
+        # waiting: the walk has not reported every file
+        time.sleep(1)
+        st = self.status(d)
+        self.assertTrue(st["scanning"], st)
+        self.assertLess(st["scanned"], n, st)
+        self.assertLessEqual(st["queued"], 4096 + 512, st)
+        out = subprocess.run([str(BIN / "imgsyncctl"), "-s",
+                              str(d.dir / "imgsync.sock"), "status"],
+                             capture_output=True, text=True, timeout=20)
+        self.assertIn("files found so far", out.stdout)
+        self.assertNotIn("left", out.stdout)
+        # Stopped mid-scan, started again straight on moto, many at once:
+        # everything goes, the scan ends.
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        d.endpoint = bed.endpoint
+        d.concurrency = 64
+        d.write_conf()
+        d.start()
+        d.wait_mirror(300)
+        wait_until(lambda: self.status(d).get("scanning") is False, 60,
+                   what="the end of the scan")
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertEqual(d.failed_rows(), {})
 
 
 class ItemBatchDynalite(unittest.TestCase):

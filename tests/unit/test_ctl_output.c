@@ -225,6 +225,32 @@ Test(ctl_output, status_lines)
 	       "last error:  -\n");
 }
 
+Test(ctl_output, status_while_the_scan_walks)
+{
+	/* the byte rate; while the scan walks, the queue is not what is left:
+	 * no estimate, and what the scan found so far */
+	expect(ctl_output_status,
+	       "{\"state\":\"running\",\"uptime_s\":60,\"queued\":4000,"
+	       "\"in_flight\":64,\"done\":900,\"failed\":0,"
+	       "\"bytes\":31457280,\"rate\":150,\"byte_rate\":5242880,"
+	       "\"scanning\":true,\"scanned\":4964,\"last_error\":null}",
+	       "state:       running\n"
+	       "version:     -\n"
+	       "uptime:      1m 0s\n"
+	       "watch root:  -\n"
+	       "bucket:      -\n"
+	       "table:       -\n"
+	       "queued:      4000\n"
+	       "in flight:   64\n"
+	       "done:        900\n"
+	       "unchanged:   -\n"
+	       "failed:      0\n"
+	       "transferred: 30.0 MiB\n"
+	       "rate:        150.0 files/s, 5.0 MiB/s\n"
+	       "scan:        under way, 4964 files found so far\n"
+	       "last error:  -\n");
+}
+
 Test(ctl_output, status_idle_with_error_and_gaps)
 {
 	/* an idle daemon has no time left; a missing field prints "-"; the

@@ -362,6 +362,85 @@ Test(watcher, scan_reports_files_not_symlinks)
 	cr_assert_eq(watcher_count(wt), 3);
 }
 
+/* A scan in steps reports about budget files a step, even in the middle
+ * of a directory, every file once in all, and sweeps only at its end. */
+Test(watcher, scan_in_steps_pauses_and_resumes)
+{
+	char rel[64];
+	int i, steps = 0, more;
+	size_t before;
+	struct err e;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(rel, sizeof(rel), "d%d", i);
+		mkd(at(root, rel));
+	}
+	for (i = 0; i < 300; i++) {
+		snprintf(rel, sizeof(rel), "d%d/f%03d.jpg", i % 3, i);
+		put(at(root, rel), "x");
+	}
+	err_clear(&e);
+	wt = watcher_new(lp, root, on_event, NULL, &e);
+	cr_assert_not_null(wt, "watcher_new: %s", e.message);
+	cr_assert_eq(watcher_scan_begin(wt, &e), 0, "%s", e.message);
+	cr_assert(watcher_scanning(wt));
+	do {
+		before = nrecs;
+		more = watcher_scan_step(wt, 40);
+		cr_assert_leq(nrecs - before, 40, "step %d: %zu files", steps,
+		              nrecs - before);
+		steps++;
+	} while (more == 1 && steps < 100);
+	cr_assert_eq(more, 0);
+	cr_assert_geq(steps, 8, "300 files in steps of 40: %d steps", steps);
+	cr_assert_not(watcher_scanning(wt));
+	cr_assert_eq(count(WATCHER_FILE, NULL), 300);
+	for (i = 0; i < 300; i++) {
+		snprintf(rel, sizeof(rel), "d%d/f%03d.jpg", i % 3, i);
+		cr_assert_eq(count(WATCHER_FILE, rel), 1, "%s", rel);
+	}
+	cr_assert_eq(watcher_count(wt), 4);
+	/* Watched as the scan went: a file written now is an event. */
+	put(at(root, "d1/new.jpg"), "n");
+	cr_assert_geq(wait_for(WATCHER_FILE, "d1/new.jpg"), 0);
+}
+
+/* A directory renamed while the scan is paused before reaching it keeps
+ * its watch (the end of the scan sweeps only what it no longer found). */
+Test(watcher, scan_paused_keeps_a_directory_moved_meanwhile)
+{
+	char rel[64];
+	int i, more = 1, steps = 0;
+	struct err e;
+
+	mkd(at(root, "a"));
+	mkd(at(root, "b"));
+	for (i = 0; i < 50; i++) {
+		snprintf(rel, sizeof(rel), "a/f%02d.jpg", i);
+		put(at(root, rel), "x");
+		snprintf(rel, sizeof(rel), "b/g%02d.jpg", i);
+		put(at(root, rel), "y");
+	}
+	start(); /* a first scan watches a and b */
+	err_clear(&e);
+	cr_assert_eq(watcher_scan_begin(wt, &e), 0, "%s", e.message);
+	cr_assert_eq(watcher_scan_step(wt, 10), 1);
+	/* The second scan is in the middle of one of them; the other one,
+	 * watched by the first, it has not reached yet: move both. */
+	cr_assert_eq(rename(at(root, "a"), at(root, "a2")), 0);
+	cr_assert_eq(rename(at(root, "b"), at(root, "b2")), 0);
+	run_for(100);
+	while (more == 1 && steps++ < 100)
+		more = watcher_scan_step(wt, 10);
+	cr_assert_eq(more, 0);
+	run_for(50);
+	cr_assert_eq(watcher_count(wt), 3, "the root, a2 and b2 stay watched");
+	put(at(root, "a2/late.jpg"), "l");
+	put(at(root, "b2/late.jpg"), "l");
+	cr_assert_geq(wait_for(WATCHER_FILE, "a2/late.jpg"), 0);
+	cr_assert_geq(wait_for(WATCHER_FILE, "b2/late.jpg"), 0);
+}
+
 Test(watcher, new_root_must_be_a_directory)
 {
 	struct err e;

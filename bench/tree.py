@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Huge trees: a first sync of N small images in F folders, then a restart
+over the synced tree. One command:
+
+    python3 bench/tree.py --bin BUILD/bin/imgsyncd [--files N] [--folders F]
+                          [--server moto|emulators]
+
+Against moto (no auth) or s3rver + dynalite on 127.0.0.1 (tests/testbed).
+The files are ~100-byte PNGs made here (the tree is what is measured, not
+the bytes). Reports, from the daemon's /status and /proc:
+  first sync  wall time until every file is synced (state database), files/s,
+              peak RSS (VmHWM), and RSS once idle (VmRSS)
+  restart     time from start until idle (nothing queued or in flight, the
+              scan over), requests the servers logged meanwhile (their own
+              logs: werkzeug's access lines for moto; 0 is the target),
+              peak RSS of the restarted daemon
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "testbed"))
+
+import testbed  # noqa: E402
+
+
+def png(salt: int) -> bytes:
+    """A valid 1x1 PNG, different for each salt (a tEXt chunk)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (len(data).to_bytes(4, "big") + kind + data +
+                zlib.crc32(kind + data).to_bytes(4, "big"))
+    ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"tEXt", b"n\x00%d" % salt) +
+            chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
+
+
+def make_tree(root: Path, n: int, folders: int) -> None:
+    for f in range(folders):
+        (root / f"f{f:05d}").mkdir(parents=True)
+    for i in range(n):
+        (root / f"f{i % folders:05d}" / f"i{i:07d}.png").write_bytes(png(i))
+
+
+class Daemon:
+    """imgsyncd over work/tree, its state in work (kept across starts)."""
+
+    def __init__(self, binary: str, work: Path, s3, ddb, bucket: str, table: str):
+        conf = work / "imgsync.conf"
+        conf.write_text(f"""
+watch: {{ root = "{work / 'tree'}"; }};
+s3: {{ bucket = "{bucket}"; region = "us-east-1"; endpoint = "{s3.endpoint}"; path_style = true; }};
+dynamodb: {{ table = "{table}"; endpoint = "{ddb.endpoint}"; }};
+credentials: {{ access_key_id = "{s3.admin[0]}"; secret_access_key = "{s3.admin[1]}"; }};
+state: {{ path = "{work / 'state.db'}"; }};
+control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
+log: {{ level = "info"; }};
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+        self.log = open(work / "imgsyncd.log", "ab")
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log,
+                                     stderr=self.log, env=env)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def synced(work: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{work / 'state.db'}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT count(*) FROM files WHERE status='synced'"
+                              ).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def status(work: Path) -> dict:
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", "--unix-socket",
+                          str(work / "s.sock"), "http://imgsync/status"],
+                         capture_output=True, text=True, timeout=20)
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        return {}
+
+
+def idle(st: dict) -> bool:
+    return (bool(st) and st.get("queued") == 0 and st.get("in_flight") == 0
+            and st.get("scanning") is False)
+
+
+def rss_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def log_lines(paths) -> int:
+    n = 0
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                n += sum(1 for line in f if b'HTTP/1.1"' in line)
+        except OSError:
+            pass
+    return n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--folders", type=int, default=1_000)
+    ap.add_argument("--server", choices=("moto", "emulators"), default="moto")
+    ap.add_argument("--timeout", type=float, default=7200)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imgsync-tree-") as tmp:
+        work = Path(tmp)
+        if args.server == "moto":
+            s3 = ddb = testbed.Moto(auth=False)
+        else:
+            s3, ddb = testbed.S3rver(), testbed.Dynalite()
+        try:
+            t0 = time.monotonic()
+            make_tree(work / "tree", args.files, args.folders)
+            made = time.monotonic() - t0
+            bucket, table = s3.bucket(), ddb.table()
+            # the tree is there before the daemon: the start-up scan finds it
+            t0 = time.monotonic()
+            d = Daemon(args.bin, work, s3, ddb, bucket, table)
+            done = 0
+            deadline = t0 + args.timeout
+            while done < args.files and time.monotonic() < deadline:
+                time.sleep(1)
+                done = synced(work)
+                if d.proc.poll() is not None:
+                    break
+            first = time.monotonic() - t0
+            deadline = time.monotonic() + 120
+            while not idle(status(work)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            first_hwm, first_rss = rss_kb(d.proc.pid, "VmHWM"), rss_kb(d.proc.pid, "VmRSS")
+            d.stop()
+            if done < args.files:
+                raise RuntimeError(f"first sync: {done} of {args.files}")
+            logs = [p for p in {s3.log_path, ddb.log_path} if p]
+            before = log_lines(logs)
+            t0 = time.monotonic()
+            d = Daemon(args.bin, work, s3, ddb, bucket, table)
+            deadline = t0 + 600
+            while not idle(status(work)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            restart = time.monotonic() - t0
+            requests = log_lines(logs) - before
+            re_hwm, re_rss = rss_kb(d.proc.pid, "VmHWM"), rss_kb(d.proc.pid, "VmRSS")
+            d.stop()
+        finally:
+            s3.stop()
+            if ddb is not s3:
+                ddb.stop()
+    print(f"{args.files} files of ~100 bytes in {args.folders} folders (made in "
+          f"{made:.0f} s), {args.server} on 127.0.0.1; {os.cpu_count()} cores, "
+          f"{platform.platform()}, {time.strftime('%Y-%m-%d %H:%M %Z')}\n")
+    print("| phase | wall s | files/s | peak RSS MB | RSS idle MB | requests |")
+    print("|---|---|---|---|---|---|")
+    print(f"| first sync (start-up scan) | {first:.1f} | {args.files / first:.0f} | "
+          f"{first_hwm / 1024:.1f} | {first_rss / 1024:.1f} | - |")
+    print(f"| restart over the synced tree, until idle | {restart:.1f} | "
+          f"{args.files / restart:.0f} | {re_hwm / 1024:.1f} | {re_rss / 1024:.1f} | "
+          f"{requests if args.server == 'moto' else 'n/a'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
