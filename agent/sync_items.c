@@ -12,8 +12,10 @@
  * capacity per item. A transaction is all or nothing: when it is cancelled,
  * its CancellationReasons say item by item why. An item whose condition
  * failed ends as a lone PutItem's would (the table holds newer metadata);
- * the others were not written and go again, alone in their own batch,
- * after a pause if the reason was a conflict or throttling. A store
+ * the others were not written and go again, at the head of the queue,
+ * after a pause if the reason was a conflict or throttling; without
+ * reasons, each goes again alone, as a PutItem, which answers for itself.
+ * A store
  * without TransactWriteItems (dynalite), or a policy that refuses it, gets
  * one PutItem per item from then on, said once in the log; so does a
  * store whose transactions grow slow with the table (items_timing).
@@ -45,6 +47,7 @@ struct sync_item {
 	json_t *item;
 	dynamo_done_cb cb;
 	unsigned tries; /* cancelled by a conflict or throttling so far */
+	int alone;      /* goes as a PutItem of its own */
 	struct sync_item *next;
 };
 
@@ -107,7 +110,7 @@ static void sync_items_flush(struct sync *s);
 /* A cancelled transaction: an item whose condition failed ends here; the
  * rest go again (those cancelled by a conflict or throttling after a
  * pause, each at most SYNC_ITEMS_TRIES times). Without reasons, every item
- * goes again on its own. */
+ * goes again alone. */
 static void
 items_cancelled(struct sync *s, struct items_req *q, json_t *resp,
                 const struct err *e)
@@ -131,7 +134,9 @@ items_cancelled(struct sync *s, struct items_req *q, json_t *resp,
 			items_entry_end(it, NULL, &cf);
 			continue;
 		}
-		if (why == NULL || strcmp(why, "None") != 0) {
+		if (why == NULL) {
+			it->alone = 1;
+		} else if (strcmp(why, "None") != 0) {
 			if (++it->tries >= SYNC_ITEMS_TRIES) {
 				items_entry_end(it, NULL, e);
 				continue;
@@ -305,10 +310,11 @@ sync_items_flush(struct sync *s)
 
 	while (s->items_head != NULL) {
 		for (n = 0, it = s->items_head;
-		     it != NULL && n < SYNC_ITEMS_MAX && !s->items_single;
+		     it != NULL && !it->alone && n < SYNC_ITEMS_MAX &&
+		     !s->items_single;
 		     it = it->next)
 			n++;
-		if (s->items_single)
+		if (s->items_single || s->items_head->alone)
 			n = 1;
 		else if (s->items_inflight > 0 &&
 		         (n < SYNC_ITEMS_MAX ||

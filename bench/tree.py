@@ -58,7 +58,9 @@ def make_tree(root: Path, n: int, folders: int) -> None:
 class Daemon:
     """imgsyncd over work/tree, its state in work (kept across starts)."""
 
-    def __init__(self, binary: str, work: Path, s3, ddb, bucket: str, table: str):
+    def __init__(self, binary: str, work: Path, s3, ddb, bucket: str, table: str,
+                 concurrency: int | None = None):
+        conc = f"sync: {{ concurrency = {concurrency}; }};" if concurrency else ""
         conf = work / "imgsync.conf"
         conf.write_text(f"""
 watch: {{ root = "{work / 'tree'}"; }};
@@ -68,6 +70,7 @@ credentials: {{ access_key_id = "{s3.admin[0]}"; secret_access_key = "{s3.admin[
 state: {{ path = "{work / 'state.db'}"; }};
 control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
 log: {{ level = "info"; }};
+{conc}
 """)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -135,6 +138,8 @@ def main() -> int:
     ap.add_argument("--folders", type=int, default=1_000)
     ap.add_argument("--server", choices=("moto", "emulators"), default="moto")
     ap.add_argument("--timeout", type=float, default=7200)
+    ap.add_argument("--concurrency", type=int,
+                    help="sync.concurrency (default: the daemon's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="imgsync-tree-") as tmp:
         work = Path(tmp)
@@ -149,7 +154,7 @@ def main() -> int:
             bucket, table = s3.bucket(), ddb.table()
             # the tree is there before the daemon: the start-up scan finds it
             t0 = time.monotonic()
-            d = Daemon(args.bin, work, s3, ddb, bucket, table)
+            d = Daemon(args.bin, work, s3, ddb, bucket, table, args.concurrency)
             done = 0
             deadline = t0 + args.timeout
             while done < args.files and time.monotonic() < deadline:
@@ -168,7 +173,7 @@ def main() -> int:
             logs = [p for p in {s3.log_path, ddb.log_path} if p]
             before = log_lines(logs)
             t0 = time.monotonic()
-            d = Daemon(args.bin, work, s3, ddb, bucket, table)
+            d = Daemon(args.bin, work, s3, ddb, bucket, table, args.concurrency)
             deadline = t0 + 600
             while not idle(status(work)) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -180,7 +185,8 @@ def main() -> int:
             s3.stop()
             if ddb is not s3:
                 ddb.stop()
-    print(f"{args.files} files of ~100 bytes in {args.folders} folders (made in "
+    conc = f", sync.concurrency {args.concurrency}" if args.concurrency else ""
+    print(f"{args.files} files of ~100 bytes in {args.folders} folders{conc} (made in "
           f"{made:.0f} s), {args.server} on 127.0.0.1; {os.cpu_count()} cores, "
           f"{platform.platform()}, {time.strftime('%Y-%m-%d %H:%M %Z')}\n")
     print("| phase | wall s | files/s | peak RSS MB | RSS idle MB | requests |")

@@ -14,6 +14,8 @@
 /* Finished easy handles kept for the next requests (curl_easy_reset keeps
  * what curl_easy_init would allocate again). */
 #define HTTP_POOL_MAX 32u
+#define HTTP_UPLOAD_BUFFER                                                     \
+	(16L * 1024L) /* libcurl's least; for bodies under 1 MiB */
 
 struct http {
 	struct loop *loop;
@@ -458,6 +460,11 @@ http_setup_body(struct http_xfer *x, const struct http_request *req)
 	x->body_fd = req->body_fd;
 	x->body_offset = req->body_offset;
 	x->body_len = has_body ? req->body_len : 0;
+	/* libcurl's default upload buffer is 64 KB per transfer: with many
+	 * small files in flight that is most of the daemon's memory. */
+	if (x->body_len < (1u << 20))
+		curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE,
+		                 (long)HTTP_UPLOAD_BUFFER);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, http_read_cb);
 	curl_easy_setopt(c, CURLOPT_READDATA, x);
 	curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, http_seek_cb);

@@ -24,7 +24,7 @@ class DiskFull(unittest.TestCase):
     maxDiff = None
 
     def test_state_database_fills_during_a_burst(self):
-        d = Daemon(testbed.auth_bed(), level=os.environ.get("DF_LEVEL", "info"))
+        d = Daemon(testbed.auth_bed(), level="info")
         self.addCleanup(d.close)
         statedir = d.state_path.parent
         statedir.mkdir(parents=True, exist_ok=True)
