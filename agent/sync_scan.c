@@ -237,11 +237,20 @@ sync_scan_on_step(void *arg)
 	struct sync *s = arg;
 
 	if (s->watcher == NULL || !watcher_scanning(s->watcher)) {
+		/* Cut short: the watcher was made anew (the root replaced)
+		 * or the root went. A rescan starts over (or waits, in the
+		 * lost state, for the root to be back). */
 		s->scan_waiting = 0;
+		if (s->rescan_pending)
+			loop_timer_set(s->rescan_timer, 0);
 		return;
 	}
 	if (s->ready.n + s->settling.n >= SYNC_SCAN_QUEUE) {
+		/* The jobs that finish start it again (sync_job_finish):
+		 * make sure they run (after a lost root, nothing else
+		 * would start them). */
 		s->scan_waiting = 1;
+		sync_pump(s);
 		return;
 	}
 	if (watcher_scan_step(s->watcher, SYNC_SCAN_STEP) == 1) {
@@ -263,8 +272,9 @@ sync_scan_now(struct sync *s)
 	err_clear(&e);
 	s->stats.rescans++;
 	s->stats.scanned = 0;
-	if (s->watcher != NULL && watcher_scan_begin(s->watcher, &e) == -1) {
-		log_warnx("rescan: %s", e.message);
+	if (s->watcher == NULL || watcher_scan_begin(s->watcher, &e) == -1) {
+		if (s->watcher != NULL)
+			log_warnx("rescan: %s", e.message);
 		scan_finish(s);
 		return;
 	}
