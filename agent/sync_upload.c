@@ -58,8 +58,7 @@ upload_row(const struct job *j, struct state_file *f)
 
 /* PutItem of f's item (batched with others, sync_items.c), unless the
  * table holds a newer one (invariant 2); for an upload and a rename's new
- * half alike. mtime is the file's exact
- * one (f->mtime_ns ends in 2262). */
+ * half alike. mtime is the file's exact one (f->mtime_ns ends in 2262). */
 void
 sync_upload_put_item(struct job *j, const struct state_file *f,
                      const struct timespec *mtime, dynamo_done_cb cb)

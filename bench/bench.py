@@ -122,13 +122,19 @@ class Daemon:
 
     def __init__(self, binary: Path, work: Path, s3_endpoint: str, ddb_endpoint: str,
                  bucket: str, table: str, keys: tuple[str, str],
-                 settle_ms: int | None = None):
+                 settle_ms: int | None = None, root: Path | None = None,
+                 concurrency: int | None = None):
+        """root: a folder that is there already (its files found by the
+        start-up scan); else work/watch, made empty."""
         self.work = work
-        self.root = work / "watch"
-        self.root.mkdir()
+        self.root = root or work / "watch"
+        if root is None:
+            self.root.mkdir()
         self.state = work / "state.db"
         conf = work / "imgsync.conf"
         settle = f" settle_ms = {settle_ms};" if settle_ms is not None else ""
+        conc = (f"sync: {{ concurrency = {concurrency}; }};"
+                if concurrency is not None else "")
         conf.write_text(f"""
 watch: {{ root = "{self.root}";{settle} }};
 s3: {{ bucket = "{bucket}"; region = "us-east-1"; endpoint = "{s3_endpoint}"; path_style = true; }};
@@ -137,6 +143,7 @@ credentials: {{ access_key_id = "{keys[0]}"; secret_access_key = "{keys[1]}"; }}
 state: {{ path = "{self.state}"; }};
 control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
 log: {{ level = "info"; }};
+{conc}
 """)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "testbed"))
 
 import testbed  # noqa: E402
+from bench import Daemon  # noqa: E402
 
 
 def png(salt: int) -> bytes:
@@ -53,51 +53,6 @@ def make_tree(root: Path, n: int, folders: int) -> None:
         (root / f"f{f:05d}").mkdir(parents=True)
     for i in range(n):
         (root / f"f{i % folders:05d}" / f"i{i:07d}.png").write_bytes(png(i))
-
-
-class Daemon:
-    """imgsyncd over work/tree, its state in work (kept across starts)."""
-
-    def __init__(self, binary: str, work: Path, s3, ddb, bucket: str, table: str,
-                 concurrency: int | None = None):
-        conc = f"sync: {{ concurrency = {concurrency}; }};" if concurrency else ""
-        conf = work / "imgsync.conf"
-        conf.write_text(f"""
-watch: {{ root = "{work / 'tree'}"; }};
-s3: {{ bucket = "{bucket}"; region = "us-east-1"; endpoint = "{s3.endpoint}"; path_style = true; }};
-dynamodb: {{ table = "{table}"; endpoint = "{ddb.endpoint}"; }};
-credentials: {{ access_key_id = "{s3.admin[0]}"; secret_access_key = "{s3.admin[1]}"; }};
-state: {{ path = "{work / 'state.db'}"; }};
-control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
-log: {{ level = "info"; }};
-{conc}
-""")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env["AWS_EC2_METADATA_DISABLED"] = "true"
-        self.log = open(work / "imgsyncd.log", "ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log,
-                                     stderr=self.log, env=env)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
-
-
-def synced(work: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{work / 'state.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return db.execute("SELECT count(*) FROM files WHERE status='synced'"
-                              ).fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def status(work: Path) -> dict:
@@ -154,12 +109,13 @@ def main() -> int:
             bucket, table = s3.bucket(), ddb.table()
             # the tree is there before the daemon: the start-up scan finds it
             t0 = time.monotonic()
-            d = Daemon(args.bin, work, s3, ddb, bucket, table, args.concurrency)
+            d = Daemon(Path(args.bin), work, s3.endpoint, ddb.endpoint, bucket, table, s3.admin,
+                       root=work / "tree", concurrency=args.concurrency)
             done = 0
             deadline = t0 + args.timeout
             while done < args.files and time.monotonic() < deadline:
                 time.sleep(1)
-                done = synced(work)
+                done = d.synced()
                 if d.proc.poll() is not None:
                     break
             first = time.monotonic() - t0
@@ -173,7 +129,8 @@ def main() -> int:
             logs = [p for p in {s3.log_path, ddb.log_path} if p]
             before = log_lines(logs)
             t0 = time.monotonic()
-            d = Daemon(args.bin, work, s3, ddb, bucket, table, args.concurrency)
+            d = Daemon(Path(args.bin), work, s3.endpoint, ddb.endpoint, bucket, table, s3.admin,
+                       root=work / "tree", concurrency=args.concurrency)
             deadline = t0 + 600
             while not idle(status(work)) and time.monotonic() < deadline:
                 time.sleep(0.1)
