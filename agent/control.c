@@ -68,6 +68,8 @@ control_dispatch(struct control_conn *k)
 	case CTL_STATUS:
 	case CTL_METRICS:
 		return control_status_answer(k);
+	case CTL_URL:
+		return control_url_answer(k);
 	default:
 		return control_engine_answer(k);
 	}

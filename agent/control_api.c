@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "item.h"
+#include "sigv4.h"
 #include "text.h"
 
 static const struct {
@@ -36,6 +37,7 @@ static const struct {
     {"/deletions/confirm", "POST", CTL_DELETIONS_CONFIRM, 1},
     {"/verify", "POST", CTL_VERIFY, 1},
     {"/verify/status", "GET", CTL_VERIFY_STATUS, 0},
+    {"/url", "POST", CTL_URL, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -125,6 +127,27 @@ control_api_name_path(const char *name, const char *key_prefix, struct err *e)
 
 /* --- the body and the query -------------------------------------------- */
 
+/* /url's ExpiresIn: absent is the default; else whole seconds in range. */
+static int
+control_api_parse_expires(const json_t *v, int *out, struct err *e)
+{
+	json_int_t n;
+
+	*out = CTL_EXPIRES_DEFAULT;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	n = json_is_integer(v) ? json_integer_value(v) : 0;
+	if (n < 1 || n > SIGV4_MAX_EXPIRES) {
+		err_set(e, ERR_INVALID,
+		        "ExpiresIn must be a number of seconds from 1 to %d "
+		        "(seven days)",
+		        SIGV4_MAX_EXPIRES);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
 static int
 control_api_parse_name(struct ctl_request *r, const char *body, size_t len,
                        const char *key_prefix, struct err *e)
@@ -162,8 +185,13 @@ control_api_parse_name(struct ctl_request *r, const char *body, size_t len,
 		goto out;
 	}
 	r->path = control_api_name_path(r->name, key_prefix, e);
-	if (r->path != NULL)
-		rc = 0;
+	if (r->path == NULL)
+		goto out;
+	if (r->route == CTL_URL &&
+	    control_api_parse_expires(json_object_get(doc, "ExpiresIn"),
+	                              &r->expires, e) == -1)
+		goto out;
+	rc = 0;
 out:
 	json_decref(doc);
 	return rc;
@@ -234,6 +262,7 @@ control_api_parse(struct ctl_request *r, enum ctl_route route,
 	case CTL_GETITEM:
 	case CTL_DELETE:
 	case CTL_UPLOAD:
+	case CTL_URL:
 		return control_api_parse_name(r, body, body_len, key_prefix, e);
 	case CTL_GETALL:
 		return control_api_parse_getall(r, q, e);

@@ -15,7 +15,8 @@
 
 #define CTL_LIMIT_DEFAULT 100u
 #define CTL_LIMIT_MAX 1000u
-#define CTL_NAME_MAX 1024u /* S3's key limit, in bytes */
+#define CTL_NAME_MAX 1024u       /* S3's key limit, in bytes */
+#define CTL_EXPIRES_DEFAULT 3600 /* /url's link, in seconds */
 
 enum ctl_route {
 	CTL_GETALL,
@@ -33,6 +34,7 @@ enum ctl_route {
 	CTL_DELETIONS_CONFIRM, /* ... sent */
 	CTL_VERIFY,            /* starts a verification */
 	CTL_VERIFY_STATUS,     /* its progress, or its report */
+	CTL_URL,               /* a presigned GET of one synced file */
 };
 
 /* Query arguments as the HTTP server decoded them (borrowed; NULL when
@@ -55,6 +57,7 @@ struct ctl_request {
 	size_t start_len;
 	unsigned limit;
 	int local;
+	int expires; /* url: ExpiresIn, seconds (1..SIGV4_MAX_EXPIRES) */
 };
 
 /*

@@ -10,6 +10,7 @@
  *   control_items.c    /getall, /getitem, /delete, /upload: the items
  *   control_engine.c   /rescan, /pause, /resume, /retry, /failed,
  *                      /deletions, /verify: the rest the engine is asked
+ *   control_url.c      /url: a presigned link to one synced file
  *   control_api.c      parsing requests (pure; its own header)
  *
  * Every handler runs on the loop's thread, so the engine and the state
@@ -141,6 +142,9 @@ enum MHD_Result control_items_answer(struct control_conn *k);
 /* A state row's FileName (the key, or s3.prefix + path for a row without
  * one), as a JSON string even when the bytes are not UTF-8. */
 json_t *control_items_name(const struct control *c, const struct state_file *f);
+
+/* control_url.c: POST /url. */
+enum MHD_Result control_url_answer(struct control_conn *k);
 
 /* control_engine.c */
 enum MHD_Result control_engine_answer(struct control_conn *k);

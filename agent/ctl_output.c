@@ -353,3 +353,41 @@ ctl_output_message(FILE *f, const json_t *answer, struct err *e)
 	free(name);
 	return ctl_output_write_check(f, e);
 }
+
+int
+ctl_output_url(FILE *f, const json_t *answer, struct err *e)
+{
+	const char *url = json_string_value(json_object_get(answer, "url")), *p;
+
+	if (url == NULL) {
+		err_set(e, ERR_PARSE, "no \"url\" in the answer");
+		return -1;
+	}
+	/* a URL is printable ASCII: anything else is not written to a
+	 * terminal */
+	for (p = url; *p != '\0'; p++)
+		if (*p <= ' ' || *p > '~') {
+			err_set(e, ERR_PARSE,
+			        "the answer's \"url\" is not a URL");
+			return -1;
+		}
+	fprintf(f, "%s\n", url);
+	return ctl_output_write_check(f, e);
+}
+
+void
+ctl_output_url_note(FILE *f, const json_t *answer)
+{
+	const char *at =
+	    json_string_value(json_object_get(answer, "expires_at"));
+	double secs;
+	char d[32];
+
+	if (at == NULL || !ctl_output_number(answer, "expires_in", &secs))
+		return;
+	fprintf(f, "expires in %s (at %s)%s\n",
+	        ctl_output_duration(secs, d, sizeof(d)), at,
+	        json_is_true(json_object_get(answer, "capped"))
+	            ? ": cut to the expiry of the daemon's credentials"
+	            : "");
+}

@@ -55,6 +55,11 @@ int ctl_output_deletions(FILE *f, const json_t *answer, struct err *e);
 /* /getitem: the item's attributes ("data") as "Key: value" lines, the
  * known attributes first in the table's order, then any others sorted. */
 int ctl_output_item(FILE *f, const json_t *answer, struct err *e);
+/* /url: the link alone on its line. */
+int ctl_output_url(FILE *f, const json_t *answer, struct err *e);
+/* /url: how long the link lasts, and why it is shorter than asked when it
+ * is ("expires in 1h (at ...)"); nothing for an answer without it. */
+void ctl_output_url_note(FILE *f, const json_t *answer);
 /* The answers to commands: "message", with the file it names. */
 int ctl_output_message(FILE *f, const json_t *answer, struct err *e);
 

@@ -43,6 +43,7 @@
 #include "err.h"
 #include "errclass.h"
 #include "item.h"
+#include "sigv4.h"
 #include "text.h"
 
 #define SOCKET_DEFAULT "/run/imgsync/imgsync.sock"
@@ -68,6 +69,7 @@ struct ctl {
 	int checksums; /* verify --checksums */
 	int delete_orphans;
 	long page_size;
+	long expires; /* url --expires, seconds; 0: the daemon's default */
 	CURL *curl;
 	struct buf body; /* the last answer's body */
 	long status;     /* and its HTTP status */
@@ -125,6 +127,13 @@ usage(FILE *f)
 	    "--confirm\n"
 	    "                     sends them\n"
 	    "  metrics            Prometheus metrics\n"
+	    "  url [--expires DURATION] NAME\n"
+	    "                     a link to the synced file that anyone "
+	    "holding it can\n"
+	    "                     open until it expires (default 1h, at "
+	    "most 7d, and no\n"
+	    "                     longer than the daemon's credentials "
+	    "last)\n"
 	    "options:\n"
 	    "  -s, --socket PATH  control socket (default: $IMGSYNC_SOCKET, "
 	    "else\n"
@@ -605,6 +614,40 @@ out:
 	return rc;
 }
 
+/* url: a link to one synced file, on stdout alone (for scripts); what
+ * limits it on stderr. */
+static int
+run_url(struct ctl *c, const struct command *cmd, char **args)
+{
+	char *body = NULL;
+	json_t *j;
+	int rc;
+
+	if (!text_utf8_valid(args[0], strlen(args[0])))
+		return usage_error("NAME is not valid UTF-8 (S3 keys are "
+		                   "UTF-8)");
+	j = json_pack("{s:s}", ITEM_FILENAME, args[0]);
+	if (j != NULL && c->expires > 0)
+		json_object_set_new(j, "ExpiresIn", json_integer(c->expires));
+	body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (body == NULL) {
+		fputs("imgsyncctl: out of memory\n", stderr);
+		return EXIT_REFUSED;
+	}
+	rc = call(c, cmd->method, cmd->path, body);
+	free(body);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = render(c, cmd->render);
+	if (rc == EXIT_OK && !c->json) {
+		j = json_loadb(c->body.data, c->body.len, 0, NULL);
+		ctl_output_url_note(stderr, j);
+		json_decref(j);
+	}
+	return rc;
+}
+
 /* deletions: the held ones; with --confirm, they are sent. */
 static int
 run_deletions(struct ctl *c, const struct command *cmd, char **args)
@@ -688,6 +731,7 @@ static const struct command commands[] = {
      ctl_output_deletions},
     {"verify", 0, 1, "POST", "/verify", run_verify, ctl_output_verify},
     {"metrics", 0, 0, "GET", "/metrics", run_simple, NULL},
+    {"url", 1, 1, "POST", "/url", run_url, ctl_output_url},
 };
 
 static const struct command *
@@ -733,6 +777,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	    {"repair", no_argument, NULL, 'R'},
 	    {"delete-orphans", no_argument, NULL, 'D'},
 	    {"checksums", no_argument, NULL, 'C'},
+	    {"expires", required_argument, NULL, 'e'},
 	    {"version", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -779,6 +824,14 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 		case 'C':
 			c->checksums = 1;
 			break;
+		case 'e':
+			if (text_duration_secs(optarg, SIGV4_MAX_EXPIRES,
+			                       &c->expires) == -1)
+				return usage_error(
+				    "--expires wants a duration from 1s to 7d "
+				    "(90, 90s, 30m, 12h, 7d), not '%s'",
+				    optarg);
+			break;
 		case 'v':
 			printf("imgsyncctl %s\n", IMGSYNC_VERSION);
 			return -1;
@@ -798,7 +851,7 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	if (optind >= argc)
 		return usage_error("which command? (status, list, get, delete, "
 		                   "upload, rescan, pause, resume, failed, "
-		                   "retry, deletions, verify, metrics)");
+		                   "retry, deletions, verify, metrics, url)");
 	*cmd = command_find(argv[optind]);
 	if (*cmd == NULL)
 		return usage_error("unknown command '%s'", argv[optind]);
@@ -818,6 +871,8 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	    strcmp((*cmd)->name, "verify") != 0)
 		return usage_error("--repair, --delete-orphans and --checksums "
 		                   "go with verify");
+	if (c->expires > 0 && strcmp((*cmd)->name, "url") != 0)
+		return usage_error("--expires goes with url");
 	if (c->delete_orphans && !c->repair)
 		return usage_error("--delete-orphans goes with --repair");
 	if (c->socket[0] == '\0' || strlen(c->socket) >= sizeof(sun.sun_path))

@@ -114,6 +114,33 @@ const struct aws_stats *aws_client_stats(const struct aws_client *c);
 /* Seconds added to the local clock when signing (learnt from the server). */
 int64_t aws_client_skew(const struct aws_client *c);
 void aws_client_set_skew(struct aws_client *c, int64_t skew);
+/* A presigned request (aws_presign); the strings are borrowed. */
+struct aws_presign_req {
+	const char *method;      /* "GET" */
+	const char *path;        /* as aws_request's */
+	const char *host_prefix; /* as aws_request's; NULL: none */
+	int expires_secs;        /* 1..SIGV4_MAX_EXPIRES */
+};
+
+struct aws_presigned {
+	int expires_secs;  /* as asked, or less: see capped */
+	time_t expires_at; /* on the local clock */
+	/* 1: the credentials expire before the time asked for, and the link
+	 * with them: expires_secs is cut to what they have left. */
+	int capped;
+};
+
+/*
+ * A URL for req that anyone holding it may use until it expires (SigV4
+ * query signing, UNSIGNED-PAYLOAD, only the host signed), signed now (the
+ * client's clock skew applied) with the credentials at hand; nothing is
+ * sent. Returns a malloc'd URL with out filled, or NULL with e set:
+ * ERR_INVALID for expires_secs outside 1..SIGV4_MAX_EXPIRES, ERR_CREDS
+ * when no valid credentials are at hand or they expire within a minute.
+ */
+char *aws_presign(struct aws_client *c, const struct aws_presign_req *req,
+                  struct aws_presigned *out, struct err *e);
+
 /* The endpoint's origin, "http[s]://host[:port]" (for messages). */
 const char *aws_client_endpoint(const struct aws_client *c);
 const char *aws_client_region(const struct aws_client *c);

@@ -184,7 +184,37 @@ s3_write_headers(const struct s3 *s, struct sigv4_kv *h, size_t n)
 	return n;
 }
 
-/* base64 of a SHA-256 digest into out (45 bytes with its NUL). */
+char *
+s3_presign_get(struct s3 *s, const char *key, int expires_secs,
+               struct aws_presigned *out, struct err *e)
+{
+	struct aws_presign_req req;
+	char host_prefix[80];
+	struct buf path;
+	char *url;
+
+	buf_init(&path, 0);
+	if (s->path_style)
+		buf_printf(&path, "/%s/%s", s->bucket, key);
+	else
+		buf_printf(&path, "/%s", key);
+	if (buf_cstr(&path) == NULL) {
+		err_sys(e, "s3: out of memory");
+		return NULL;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.path = path.data;
+	req.expires_secs = expires_secs;
+	if (!s->path_style) {
+		snprintf(host_prefix, sizeof(host_prefix), "%s.", s->bucket);
+		req.host_prefix = host_prefix;
+	}
+	url = aws_presign(s->client, &req, out, e);
+	buf_cleanup(&path);
+	return url;
+}
+
 struct aws_client *
 s3_client(const struct s3 *s)
 {

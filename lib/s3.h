@@ -154,6 +154,11 @@ int s3_list_objects(struct s3 *s, const char *prefix, const char *token,
 int s3_abort_multipart(struct s3 *s, const char *key, const char *upload_id,
                        s3_done_cb cb, void *arg, struct err *e);
 
+/* A presigned GET of key (aws_presign: the client's credentials, clock and
+ * addressing style): a malloc'd URL, or NULL with e set. */
+char *s3_presign_get(struct s3 *s, const char *key, int expires_secs,
+                     struct aws_presigned *out, struct err *e);
+
 /* The aws_error_parser for S3: <Error><Code>..</Code>..</Error>. */
 int s3_parse_error(const struct http_response *resp, struct err *e);
 

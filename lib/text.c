@@ -122,3 +122,41 @@ text_trim(char *s)
 	*end = '\0';
 	return s;
 }
+
+int
+text_duration_secs(const char *s, long max, long *out)
+{
+	long v = 0, unit = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > max / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 's':
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*p != '\0' && p[1] != '\0')
+		return -1;
+	if (v < 1 || v > max / unit)
+		return -1;
+	*out = v * unit;
+	return 0;
+}

@@ -22,6 +22,10 @@ void text_iso_time(const struct timespec *ts, int digits, char *out,
 /* ts in nanoseconds since the epoch, saturated to INT64_MIN/INT64_MAX
  * (years 1677 and 2262): a file's times are whatever its owner set. */
 int64_t text_timespec_ns(const struct timespec *ts);
+/* A duration as people write it: whole seconds ("90"), or a number with
+ * one unit, s, m, h or d ("90s", "30m", "12h", "7d"). 0 with *out in
+ * seconds (at most max), or -1 when it is none or out of 1..max. */
+int text_duration_secs(const char *s, long max, long *out);
 /* The value of one hex digit (either case), or -1. */
 int text_hexval(int c);
 /* s without its leading blanks (spaces, tabs) and trailing white space:

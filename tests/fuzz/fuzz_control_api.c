@@ -25,7 +25,7 @@
 #include "item.c" /* item_plain */
 #include "text.h"
 
-#define NROUTES 15
+#define NROUTES 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,7 +42,7 @@ static const char *const methods[8] = {
 /* What the route table says: (path, method) for each route. */
 static const char *const route_method[NROUTES] = {
     "GET",  "POST", "DELETE", "POST", "GET",  "GET",  "POST", "POST",
-    "POST", "GET",  "POST",   "GET",  "POST", "POST", "GET",
+    "POST", "GET",  "POST",   "GET",  "POST", "POST", "GET",  "POST",
 };
 static const char *const route_path[NROUTES] = {
     "/getall",
@@ -60,6 +60,7 @@ static const char *const route_path[NROUTES] = {
     "/deletions/confirm",
     "/verify",
     "/verify/status",
+    "/url",
 };
 
 struct input {
@@ -228,9 +229,13 @@ fuzz_parse(enum ctl_route route, const struct ctl_query *q, const char *body,
 	case CTL_GETITEM:
 	case CTL_DELETE:
 	case CTL_UPLOAD:
+	case CTL_URL:
 		if (r.name == NULL || r.path == NULL)
 			abort();
 		check_path(r.name, r.path, key_prefix);
+		if (route == CTL_URL ? r.expires < 1 || r.expires > 604800
+		                     : r.expires != 0)
+			abort();
 		break;
 	case CTL_GETALL:
 		if (r.limit < 1 || r.limit > CTL_LIMIT_MAX ||
@@ -390,7 +395,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (body_str == NULL)
 		abort();
 
-	route = (enum ctl_route)((data[3] & 0x0f) % NROUTES);
+	route = (enum ctl_route)((data[3] & 0x1f) % NROUTES);
 	fuzz_route(method, url, &route);
 	q.prefix = fields[0];
 	q.limit = fields[1];

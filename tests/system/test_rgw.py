@@ -138,6 +138,14 @@ def curl(sock: str, method: str, path: str, body=None, timeout: float = 30):
     return int(status), json.loads(text) if text else None
 
 
+def fetch(url: str) -> tuple[int, bytes]:
+    """GET as whoever holds a share link would: status and body."""
+    p = subprocess.run(["curl", "-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}",
+                        url], capture_output=True, timeout=30)
+    body, _, code = p.stdout.rpartition(b"\n")
+    return int(code or 0), body
+
+
 class RgwDaemon(Daemon):
     """imgsyncd with S3 on RGW (path style) and DynamoDB on moto."""
 
@@ -384,6 +392,25 @@ class Control(RgwCase):
             self.assertEqual(doc["data"]["SHA256"], remote["SHA256"]["S"])
             self.assertEqual(doc["data"]["SHA256"], sha((d.root / rel).read_bytes()))
             self.assertEqual(doc["data"]["Size"], int(remote["Size"]["N"]))
+
+        # share links: RGW checks a presigned URL's signature (each awkward
+        # byte of the key encoded once) and its expiry
+        for rel in names:
+            key = PREFIX + rel
+            st, doc = curl(sock, "POST", "/url", {"FileName": key})
+            self.assertEqual(st, 200, (key, doc))
+            self.assertEqual(fetch(doc["url"]), (200, (d.root / rel).read_bytes()), key)
+        bad = doc["url"].replace("X-Amz-Signature=", "X-Amz-Signature=0")[:len(doc["url"])]
+        st, body = fetch(bad)
+        self.assertEqual(st, 403, body)
+        self.assertIn(b"SignatureDoesNotMatch", body)
+        t0 = time.time()
+        st, doc = curl(sock, "POST", "/url", {"FileName": PREFIX + names[0], "ExpiresIn": 1})
+        self.assertEqual((st, fetch(doc["url"])[0]), (200, 200), doc)
+        time.sleep(max(0.0, t0 + 3 - time.time()))
+        st, body = fetch(doc["url"])
+        self.assertEqual(st, 403, body)
+        self.assertIn(b"AccessDenied", body)
 
         gone = ["amp&eq=q?hash#.png", "emoji/🐱📷🎉.gif", longest,
                 unicodedata.normalize("NFD", "nfd/Crème é.png")]

@@ -20,7 +20,7 @@ static const struct {
     {"GET", "/status", CTL_STATUS, 0},    {"GET", "/metrics", CTL_METRICS, 0},
     {"POST", "/rescan", CTL_RESCAN, 1},   {"POST", "/pause", CTL_PAUSE, 1},
     {"POST", "/resume", CTL_RESUME, 1},   {"GET", "/failed", CTL_FAILED, 0},
-    {"POST", "/retry", CTL_RETRY, 1},
+    {"POST", "/retry", CTL_RETRY, 1},     {"POST", "/url", CTL_URL, 0},
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 
@@ -743,4 +743,66 @@ Test(control_api, error_body)
 	s = control_api_error_body("bad \xff name");
 	cr_assert_str_eq(s, "{\"error\":\"invalid request\"}");
 	free(s);
+}
+
+/* --- /url ----------------------------------------------------------------- */
+
+static int
+parse_url(const char *body, struct ctl_request *r, struct err *e)
+{
+	err_clear(e);
+	return control_api_parse(r, CTL_URL, NULL, body, strlen(body), "", e);
+}
+
+Test(control_api, url_expires)
+{
+	static const struct {
+		const char *body;
+		int expires; /* 0: refused */
+	} cases[] = {
+	    {"{\"FileName\":\"a.png\"}", 3600},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":null}", 3600},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":1}", 1},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":604800}", 604800},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":0}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":-5}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":604801}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":9223372036854775807}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":60.0}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":\"60\"}", 0},
+	    {"{\"FileName\":\"a.png\",\"ExpiresIn\":true}", 0},
+	};
+	static const char other[] = "{\"FileName\":\"a\",\"ExpiresIn\":0}";
+	struct ctl_request r;
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = parse_url(cases[i].body, &r, &e);
+
+		if (cases[i].expires == 0) {
+			cr_assert_eq(rc, -1, "%s", cases[i].body);
+			cr_assert(strstr(e.message, "ExpiresIn") != NULL, "%s",
+			          e.message);
+			control_api_request_cleanup(&r);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", cases[i].body, e.message);
+		cr_assert_eq(r.expires, cases[i].expires, "%s", cases[i].body);
+		cr_assert_str_eq(r.name, "a.png");
+		cr_assert_str_eq(r.path, "a.png");
+		control_api_request_cleanup(&r);
+	}
+	/* the name is checked as for /getitem */
+	cr_assert_eq(
+	    parse_url("{\"FileName\":\"../x\",\"ExpiresIn\":5}", &r, &e), -1);
+	cr_assert_str_eq(e.message, "FileName escapes the watch root");
+	control_api_request_cleanup(&r);
+	/* other routes take no ExpiresIn */
+	err_clear(&e);
+	cr_assert_eq(control_api_parse(&r, CTL_GETITEM, NULL, other,
+	                               strlen(other), "", &e),
+	             0);
+	cr_assert_eq(r.expires, 0);
+	control_api_request_cleanup(&r);
 }

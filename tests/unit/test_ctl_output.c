@@ -349,3 +349,43 @@ Test(ctl_output, write_errors_are_reported)
 	fclose(f);
 	json_decref(j);
 }
+
+Test(ctl_output, url)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	json_t *j;
+
+	expect(ctl_output_url,
+	       "{\"url\":\"http://h/b/k?X-Amz-Expires=60\",\"expires_in\":60}",
+	       "http://h/b/k?X-Amz-Expires=60\n");
+	expect_fail(ctl_output_url, "{\"expires_in\":60}",
+	            "no \"url\" in the answer");
+	expect_fail(ctl_output_url, "{\"url\":\"http://h/\\u001b[2J\"}",
+	            "the answer's \"url\" is not a URL");
+	expect_fail(ctl_output_url, "{\"url\":\"http://h/a b\"}",
+	            "the answer's \"url\" is not a URL");
+
+	f = open_memstream(&buf, &len);
+	cr_assert_not_null(f);
+	j = json_loads("{\"expires_in\":3600,\"expires_at\":"
+	               "\"2026-12-04T20:00:00Z\",\"capped\":false}",
+	               0, NULL);
+	ctl_output_url_note(f, j);
+	json_decref(j);
+	j = json_loads("{\"expires_in\":1200,\"expires_at\":"
+	               "\"2026-12-04T19:20:00Z\",\"capped\":true}",
+	               0, NULL);
+	ctl_output_url_note(f, j);
+	json_decref(j);
+	j = json_loads("{\"url\":\"x\"}", 0, NULL);
+	ctl_output_url_note(f, j); /* nothing to say */
+	json_decref(j);
+	fclose(f);
+	cr_assert_str_eq(buf,
+	                 "expires in 1h 0m 0s (at 2026-12-04T20:00:00Z)\n"
+	                 "expires in 20m 0s (at 2026-12-04T19:20:00Z): cut "
+	                 "to the expiry of the daemon's credentials\n");
+	free(buf);
+}

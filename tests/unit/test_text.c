@@ -76,3 +76,36 @@ Test(text, iso_time_far_future)
 	text_iso_time(&ts, 3, out, sizeof(out));
 	cr_assert_str_eq(out, "2286-11-20T17:46:40.000Z");
 }
+
+Test(text, duration)
+{
+	long v = 0;
+
+	cr_assert_eq(text_duration_secs("90", 604800, &v), 0);
+	cr_assert_eq(v, 90);
+	cr_assert_eq(text_duration_secs("90s", 604800, &v), 0);
+	cr_assert_eq(v, 90);
+	cr_assert_eq(text_duration_secs("30m", 604800, &v), 0);
+	cr_assert_eq(v, 1800);
+	cr_assert_eq(text_duration_secs("12h", 604800, &v), 0);
+	cr_assert_eq(v, 43200);
+	cr_assert_eq(text_duration_secs("7d", 604800, &v), 0);
+	cr_assert_eq(v, 604800);
+	cr_assert_eq(text_duration_secs("604800", 604800, &v), 0);
+	cr_assert_eq(v, 604800);
+	v = 5;
+	cr_assert_eq(text_duration_secs("8d", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("604801", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("0", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("0h", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("h", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("-5", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs(" 5", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("5 m", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("5mm", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("1w", 604800, &v), -1);
+	cr_assert_eq(text_duration_secs("99999999999999999999999", 604800, &v),
+	             -1);
+	cr_assert_eq(v, 5, "a refused duration leaves *out alone");
+}
