@@ -440,25 +440,37 @@ render(struct ctl *c, ctl_render_fn *fn)
 
 /* ---- commands ---------------------------------------------------------- */
 
+/* {"FileName": name} (with "ExpiresIn" when expires > 0) into *out. */
+static int
+name_body(const char *name, long expires, char **out)
+{
+	json_t *j;
+
+	*out = NULL;
+	if (!text_utf8_valid(name, strlen(name)))
+		return usage_error("NAME is not valid UTF-8 (S3 keys are "
+		                   "UTF-8)");
+	j = json_pack("{s:s}", ITEM_FILENAME, name);
+	if (j != NULL && expires > 0)
+		json_object_set_new(j, "ExpiresIn", json_integer(expires));
+	*out = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (*out == NULL) {
+		fputs("imgsyncctl: out of memory\n", stderr);
+		return EXIT_REFUSED;
+	}
+	return EXIT_OK;
+}
+
 static int
 run_simple(struct ctl *c, const struct command *cmd, char **args)
 {
 	char *body = NULL;
-	json_t *j = NULL;
 	int rc;
 
-	if (cmd->max_args == 1) {
-		if (!text_utf8_valid(args[0], strlen(args[0])))
-			return usage_error("NAME is not valid UTF-8 (S3 keys "
-			                   "are UTF-8)");
-		j = json_pack("{s:s}", ITEM_FILENAME, args[0]);
-		body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-		json_decref(j);
-		if (body == NULL) {
-			fputs("imgsyncctl: out of memory\n", stderr);
-			return EXIT_REFUSED;
-		}
-	}
+	if (cmd->max_args == 1 &&
+	    (rc = name_body(args[0], 0, &body)) != EXIT_OK)
+		return rc;
 	rc = call(c, cmd->method, cmd->path, body);
 	free(body);
 	if (rc != EXIT_OK)
@@ -623,18 +635,8 @@ run_url(struct ctl *c, const struct command *cmd, char **args)
 	json_t *j;
 	int rc;
 
-	if (!text_utf8_valid(args[0], strlen(args[0])))
-		return usage_error("NAME is not valid UTF-8 (S3 keys are "
-		                   "UTF-8)");
-	j = json_pack("{s:s}", ITEM_FILENAME, args[0]);
-	if (j != NULL && c->expires > 0)
-		json_object_set_new(j, "ExpiresIn", json_integer(c->expires));
-	body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (body == NULL) {
-		fputs("imgsyncctl: out of memory\n", stderr);
-		return EXIT_REFUSED;
-	}
+	if ((rc = name_body(args[0], c->expires, &body)) != EXIT_OK)
+		return rc;
 	rc = call(c, cmd->method, cmd->path, body);
 	free(body);
 	if (rc != EXIT_OK)

@@ -125,6 +125,37 @@ scan_note_skipped(struct sync *s)
 	log_warnx("%s: the files under it are not mirrored", why);
 }
 
+/*
+ * A file a rescan's walk found, with its lstat: 1 when it is the synced
+ * file its row describes (what the upload's first look would find, without
+ * a job, opening it or a turn of the queue: the restart over a million
+ * unchanged files is this, a million times); 0 when a job must look.
+ */
+static int
+scan_unchanged(struct sync *s, const char *path, const struct stat *st)
+{
+	struct state_file f;
+	struct err e;
+	size_t len = strlen(path);
+	int same;
+
+	if (st == NULL || sync_job_find(s, path, len) != NULL)
+		return 0;
+	err_clear(&e);
+	memset(&f, 0, sizeof(f));
+	if (state_file_get(s->state, path, len, &f, &e) != 1)
+		return 0; /* new, or the database failed: the job says so */
+	same = !f.failed && f.key != NULL && f.key[0] != '\0' &&
+	       sync_same_file(st, &f);
+	state_file_cleanup(&f);
+	if (!same)
+		return 0;
+	if (s->nheld > 0) /* back: its held deletion goes */
+		sync_held_drop(s, path);
+	s->stats.unchanged++;
+	return 1;
+}
+
 void
 sync_on_event(const struct watcher_event *ev, void *arg)
 {
@@ -139,9 +170,10 @@ sync_on_event(const struct watcher_event *ev, void *arg)
 	case WATCHER_FILE:
 		if (s->rescan_pending)
 			s->stats.scanned++;
-		if (sync_wanted(s, ev->path))
-			sync_mark(s, ev->path,
-			          s->rescan_pending ? 0 : s->settle_ms);
+		if (!sync_wanted(s, ev->path) ||
+		    (s->rescan_pending && scan_unchanged(s, ev->path, ev->st)))
+			break;
+		sync_mark(s, ev->path, s->rescan_pending ? 0 : s->settle_ms);
 		break;
 	case WATCHER_MODIFIED:
 		j = sync_job_find(s, ev->path, strlen(ev->path));

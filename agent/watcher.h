@@ -11,6 +11,7 @@
 #define IMGSYNC_WATCHER_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "err.h"
 #include "loop.h"
@@ -32,6 +33,10 @@ struct watcher_event {
 	const char *old_path; /* WATCHER_RENAME only */
 	int is_dir;           /* GONE and RENAME: path is a directory */
 	const char *reason;   /* RESCAN: why, for the log */
+	/* FILE from a scan's walk: the file's lstat as the walk saw it (the
+	 * engine tells an unchanged file by it without opening it); NULL
+	 * otherwise. */
+	const struct stat *st;
 };
 
 /* Borrowed event, valid only during the call. */

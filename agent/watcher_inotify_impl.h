@@ -119,6 +119,9 @@ const char *watcher_inotify_tree_path(const struct watcher *w, struct buf *out,
 int watcher_inotify_move_emit(struct watcher *w, enum watcher_kind kind,
                               const char *path, const char *old_path,
                               int is_dir, const char *reason);
+/* WATCHER_FILE of a walk, with the file's lstat. */
+int watcher_inotify_move_emit_file(struct watcher *w, const char *path,
+                                   const struct stat *st);
 void watcher_inotify_move_take(struct watcher *w, size_t i, struct wmove *m);
 int watcher_inotify_move_flush(struct watcher *w, size_t i);
 int watcher_inotify_move_expire(struct watcher *w);

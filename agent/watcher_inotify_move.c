@@ -98,30 +98,51 @@ watcher_inotify_move_find(const struct watcher *w, uint32_t cookie)
 	return -1;
 }
 
-/* Calls back; -1 when the callback freed the watcher. */
+/* Calls back, after the waiting moves ev's paths overlap; -1 when the
+ * callback freed the watcher. */
+static int
+watcher_inotify_move_send(struct watcher *w, const struct watcher_event *ev)
+{
+	size_t i = 0;
+
+	while (ev->path != NULL && i < w->nmoves) {
+		if (paths_overlap(w->moves[i].path, ev->path) ||
+		    (ev->old_path != NULL &&
+		     paths_overlap(w->moves[i].path, ev->old_path))) {
+			if (watcher_inotify_move_flush(w, i) == -1)
+				return -1;
+		} else
+			i++;
+	}
+	w->cb(ev, w->arg);
+	return w->dead ? -1 : 0;
+}
+
 int
 watcher_inotify_move_emit(struct watcher *w, enum watcher_kind kind,
                           const char *path, const char *old_path, int is_dir,
                           const char *reason)
 {
 	struct watcher_event ev;
-	size_t i = 0;
 
-	while (path != NULL && i < w->nmoves) {
-		if (paths_overlap(w->moves[i].path, path) ||
-		    (old_path != NULL &&
-		     paths_overlap(w->moves[i].path, old_path))) {
-			if (watcher_inotify_move_flush(w, i) == -1)
-				return -1;
-		} else
-			i++;
-	}
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = kind;
 	ev.path = path;
 	ev.old_path = old_path;
 	ev.is_dir = is_dir;
 	ev.reason = reason;
-	w->cb(&ev, w->arg);
-	return w->dead ? -1 : 0;
+	return watcher_inotify_move_send(w, &ev);
+}
+
+int
+watcher_inotify_move_emit_file(struct watcher *w, const char *path,
+                               const struct stat *st)
+{
+	struct watcher_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WATCHER_FILE;
+	ev.path = path;
+	ev.st = st;
+	return watcher_inotify_move_send(w, &ev);
 }

@@ -347,6 +347,7 @@ walk_read(struct walk *k)
 	struct stat st;
 	unsigned char type;
 	size_t len;
+	int have_st;
 
 	f->reading = 1;
 	for (;;) {
@@ -363,9 +364,13 @@ walk_read(struct walk *k)
 			continue;
 		len = strlen(de->d_name);
 		type = de->d_type;
+		/* A file's lstat goes with it (one name looked up in its
+		 * directory): the engine tells an unchanged file by it. */
+		have_st = (type == DT_UNKNOWN || type == DT_REG) &&
+		          fstatat(dirfd(f->dir), de->d_name, &st,
+		                  AT_SYMLINK_NOFOLLOW) == 0;
 		if (type == DT_UNKNOWN) {
-			if (fstatat(dirfd(f->dir), de->d_name, &st,
-			            AT_SYMLINK_NOFOLLOW) == -1)
+			if (!have_st)
 				continue;
 			if (S_ISREG(st.st_mode))
 				type = DT_REG;
@@ -377,8 +382,10 @@ walk_read(struct walk *k)
 		} else if (type == DT_REG) {
 			path = walk_join(k, de->d_name, len);
 			if (path != NULL &&
-			    watcher_inotify_move_emit(k->w, WATCHER_FILE, path,
-			                              NULL, 0, NULL) == -1)
+			    watcher_inotify_move_emit_file(
+			        k->w, path,
+			        have_st && S_ISREG(st.st_mode) ? &st : NULL) ==
+			        -1)
 				return -1;
 			k->emitted++;
 		}
