@@ -267,6 +267,7 @@ void
 sync_scan_on_step(void *arg)
 {
 	struct sync *s = arg;
+	int rc;
 
 	if (s->watcher == NULL || !watcher_scanning(s->watcher)) {
 		/* Cut short: the watcher was made anew (the root replaced)
@@ -285,7 +286,12 @@ sync_scan_on_step(void *arg)
 		sync_pump(s);
 		return;
 	}
-	if (watcher_scan_step(s->watcher, SYNC_SCAN_STEP) == 1) {
+	/* The step's row lookups in one read snapshot: one lock, not one
+	 * per file. */
+	state_read_begin(s->state);
+	rc = watcher_scan_step(s->watcher, SYNC_SCAN_STEP);
+	state_read_end(s->state);
+	if (rc == 1) {
 		loop_timer_set(s->scan_timer, 0);
 		sync_pump(s);
 		return;

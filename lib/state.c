@@ -218,6 +218,8 @@ stmt_ready(struct state *s, const struct state_sql *q,
 	return st;
 }
 
+static int state_read_stop(struct state *s, struct err *e);
+
 int
 state_run(struct state *s, const struct state_sql *q,
           const struct state_arg *args, size_t nargs, struct err *e)
@@ -225,6 +227,11 @@ state_run(struct state *s, const struct state_sql *q,
 	sqlite3_stmt *st;
 	int rc;
 
+	/* Every write (and every transaction statement) goes through here:
+	 * a read snapshot ends before it, so the write commits (and is
+	 * synced) exactly as without one. */
+	if (s->in_read && state_read_stop(s, e) == -1)
+		return -1;
 	if ((st = stmt_ready(s, q, args, nargs, e)) == NULL)
 		return -1;
 	rc = sqlite3_step(st);
@@ -423,4 +430,47 @@ state_rollback(struct state *s)
 	if (s == NULL || !s->in_batch)
 		return;
 	state_batch_end(s);
+}
+
+/* --- read snapshots ----------------------------------------------------- */
+
+/* Ends the snapshot (it only read: a rollback loses nothing when the
+ * commit fails); -1 (and e) when its transaction would not end, so that no
+ * write can fall inside it. */
+static int
+state_read_stop(struct state *s, struct err *e)
+{
+	int rc;
+
+	s->in_read = 0;
+	if (sqlite3_get_autocommit(s->db))
+		return 0;
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(s->db)) {
+		state_dberr(s, rc != SQLITE_OK ? rc : SQLITE_ERROR, e);
+		return -1;
+	}
+	return 0;
+}
+
+void
+state_read_begin(struct state *s)
+{
+	if (s->in_batch || s->in_read || !sqlite3_get_autocommit(s->db))
+		return;
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
+		s->in_read = 1;
+}
+
+void
+state_read_end(struct state *s)
+{
+	struct err e;
+
+	if (s == NULL || !s->in_read)
+		return;
+	err_clear(&e);
+	(void)state_read_stop(s, &e);
 }

@@ -201,6 +201,19 @@ int state_commit(struct state *s, struct err *e);
 void state_rollback(struct state *s);
 
 /*
+ * Read snapshots: the queries between state_read_begin and state_read_end
+ * run in one read transaction, so SQLite takes and drops its file locks
+ * once instead of around every query (a restart looks up a million rows).
+ * Writes are unaffected: any write (a batch included) ends the snapshot
+ * first and commits and syncs as it would without one; the reads after it
+ * go on outside a transaction. Nothing happens inside a batch or when one
+ * is open already; a snapshot that cannot start is no snapshot (the
+ * queries run alone). state_read_end on none is a no-op.
+ */
+void state_read_begin(struct state *s);
+void state_read_end(struct state *s);
+
+/*
  * meta: small named values, e.g. "watch_root" (so that pointing the daemon
  * at another root is detected) or "summary_etag". Values are bytes.
  * state_meta_get: 1 found (*value malloc'd, NUL-terminated, the caller

@@ -63,6 +63,7 @@ struct state {
 	sqlite3 *db;
 	char *path;
 	int in_batch;
+	int in_read; /* a read snapshot is open (state_read_begin) */
 	sqlite3_stmt *stmts[ST_MAX];
 };
 

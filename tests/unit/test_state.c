@@ -510,3 +510,48 @@ Test(state, descriptors_are_close_on_exec)
 	cr_assert_geq(found, 3, "db, -wal and -shm: found %d", found);
 	state_close(s);
 }
+
+/* A read snapshot holds no write back: a write inside one is committed
+ * (another connection sees it) before the write returns, an intent too;
+ * a batch opens inside one; the reads go on after. */
+Test(state, read_snapshot_never_holds_a_write)
+{
+	struct state *s = open_ok();
+	struct state_file f;
+	struct err e;
+	int64_t id;
+
+	puts0(s, "a.png");
+	state_read_begin(s);
+	state_read_begin(s); /* no-op: one is open */
+	memset(&f, 0, sizeof(f));
+	err_clear(&e);
+	cr_assert_eq(state_file_get(s, "a.png", 5, &f, &e), 1, "%s", e.message);
+	state_file_cleanup(&f);
+	cr_assert_eq(query_int("SELECT count(*) FROM files"), 1);
+	puts0(s, "b.png"); /* a write: the snapshot ends first */
+	cr_assert_eq(query_int("SELECT count(*) FROM files"), 2,
+	             "the write inside the snapshot is committed at once");
+	cr_assert_eq(state_file_get(s, "b.png", 5, &f, &e), 1, "%s", e.message);
+	state_file_cleanup(&f);
+	state_read_end(s);
+	state_read_end(s); /* no-op */
+
+	state_read_begin(s);
+	id = add_intent(s, STATE_OP_UPLOAD, "c.png", "c.png", NULL, NULL);
+	cr_assert_gt(id, 0);
+	cr_assert_eq(query_int("SELECT count(*) FROM intents"), 1,
+	             "an intent inside the snapshot is on disk at once");
+	state_read_end(s);
+
+	state_read_begin(s);
+	cr_assert_eq(state_begin(s, &e), 0, "%s", e.message);
+	state_read_begin(s); /* no-op inside a batch */
+	puts0(s, "d.png");
+	cr_assert_eq(query_int("SELECT count(*) FROM files"), 2,
+	             "a batch is still one transaction");
+	cr_assert_eq(state_commit(s, &e), 0, "%s", e.message);
+	cr_assert_eq(query_int("SELECT count(*) FROM files"), 3);
+	state_read_end(s);
+	state_close(s);
+}
