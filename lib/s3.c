@@ -14,6 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The path of key's object: "/bucket/key" in path style, else "/key"
+ * (the bucket goes in the host). */
+static void
+s3_key_path(const struct s3 *s, struct buf *b, const char *key)
+{
+	if (s->path_style)
+		buf_printf(b, "/%s/%s", s->bucket, key);
+	else
+		buf_printf(b, "/%s", key);
+}
+
 struct s3_op *
 s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
           struct err *e)
@@ -30,10 +41,7 @@ s3_op_new(struct s3 *s, const char *key, s3_done_cb cb, void *arg,
 	op->arg = arg;
 	buf_init(&op->path, 0);
 	buf_init(&op->xml, 0);
-	if (s->path_style)
-		buf_printf(&op->path, "/%s/%s", s->bucket, key);
-	else
-		buf_printf(&op->path, "/%s", key);
+	s3_key_path(s, &op->path, key);
 	if (buf_cstr(&op->path) == NULL) {
 		err_sys(e, "s3: out of memory");
 		buf_cleanup(&op->path);
@@ -194,10 +202,7 @@ s3_presign_get(struct s3 *s, const char *key, int expires_secs,
 	char *url;
 
 	buf_init(&path, 0);
-	if (s->path_style)
-		buf_printf(&path, "/%s/%s", s->bucket, key);
-	else
-		buf_printf(&path, "/%s", key);
+	s3_key_path(s, &path, key);
 	if (buf_cstr(&path) == NULL) {
 		err_sys(e, "s3: out of memory");
 		return NULL;
