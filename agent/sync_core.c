@@ -192,6 +192,7 @@ run_op_clear(struct run *r)
 		if (r->u.up.fd != -1)
 			close(r->u.up.fd);
 		imagemeta_hash_free(r->u.up.hash);
+		s3_parts_free(r->u.up.parts);
 	}
 	memset(&r->u, 0, sizeof(r->u));
 	r->op = RUN_NONE;

@@ -91,6 +91,7 @@ struct run_upload {
 	char etag[80];
 	struct imagemeta meta;
 	struct imagemeta_hash *hash;
+	struct s3_parts *parts; /* its parts' digests, when it goes in parts */
 	uint64_t hashed;
 	enum upload_step step; /* between prepare and send */
 	struct job *next_hashing;

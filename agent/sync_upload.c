@@ -292,6 +292,7 @@ upload_send(struct job *j, enum upload_step step)
 	body.sha256 = u->sha256;
 	body.started = upload_on_multipart;
 	body.started_arg = j;
+	body.parts = u->parts;
 	r->phase = RUN_UPLOADING;
 	if (s3_upload(s->s3, r->key, &body, u->meta.type, meta, 1,
 	              upload_on_object, j, &e) == -1)
@@ -358,6 +359,18 @@ upload_start_batch(struct sync *s, struct job *done)
 	}
 }
 
+/* The next n bytes of the file, into its hash and its parts' hashes. */
+static void
+upload_hash(struct run_upload *u, const unsigned char *chunk, size_t n)
+{
+	imagemeta_hash_update(u->hash, chunk, n);
+	if (u->parts != NULL && s3_parts_update(u->parts, chunk, n) == -1) {
+		s3_parts_free(u->parts); /* the upload reads them itself */
+		u->parts = NULL;
+	}
+	u->hashed += (uint64_t)n;
+}
+
 /* The work timer: hashes a bounded amount per loop turn so a large file
  * never stalls the loop; files whose hash is complete go on to upload. */
 void
@@ -388,8 +401,7 @@ sync_upload_on_work(void *arg)
 		got =
 		    want > 0 ? pread(u->fd, chunk, want, (off_t)u->hashed) : 0;
 		if (got > 0) {
-			imagemeta_hash_update(u->hash, chunk, (size_t)got);
-			u->hashed += (uint64_t)got;
+			upload_hash(u, chunk, (size_t)got);
 			budget -= (size_t)got < budget ? (size_t)got : budget;
 		}
 		if (got < 0 || (got == 0 && want > 0) ||
@@ -479,7 +491,10 @@ sync_upload_converge(struct job *j)
 		return;
 	}
 	u->hash = imagemeta_hash_new();
-	if (u->hash == NULL) {
+	err_clear(&e);
+	/* A file that goes in parts has them hashed in the same pass. */
+	u->parts = s3_parts_new(s->s3, (uint64_t)u->st.st_size, &e);
+	if (u->hash == NULL || e.kind != ERR_NONE) {
 		err_set(&e, ERR_SYS, "SHA-256: out of memory");
 		e.sys_errno = ENOMEM;
 		sync_job_fail(j, &e, "%s", e.message);

@@ -12,6 +12,7 @@
 #include "err.h"
 
 struct s3;
+struct s3_parts;
 
 struct s3_opts {
 	const char *bucket;
@@ -50,6 +51,10 @@ struct s3_body {
 	 * and abort the upload after a crash. */
 	void (*started)(const char *upload_id, void *arg);
 	void *started_arg;
+	/* Optional (NULL): the digests of the parts, fed the file's bytes as
+	 * it was hashed (s3_parts_update). Without them each part is read
+	 * once more, before it is sent, to sign it. */
+	const struct s3_parts *parts;
 };
 
 struct s3_meta {
@@ -142,6 +147,18 @@ uint64_t s3_part_size(uint64_t configured, uint64_t len);
  * -1 with e set when the file cannot be read or shrank. */
 int s3_checksum_file(const struct s3 *s, int fd, uint64_t len, char *out,
                      size_t outlen, struct err *e);
+/* The SHA-256 of each part of a file of len bytes as an upload of it by s
+ * cuts it, computed from the file's bytes fed in order by s3_parts_update
+ * (the pass that hashes the whole file feeds them too), so that the upload
+ * reads each part once, as it sends it. NULL when len goes as one
+ * PutObject (or no upload could take it); NULL with e set when out of
+ * memory. */
+struct s3_parts *s3_parts_new(const struct s3 *s, uint64_t len, struct err *e);
+/* The next n bytes of the file. -1 past len bytes or when SHA-256 fails:
+ * the parts are then no use (s3_upload reads them itself). */
+int s3_parts_update(struct s3_parts *p, const void *data, size_t n);
+/* s3_parts_free(NULL) is a no-op. */
+void s3_parts_free(struct s3_parts *p);
 /* GetBucketVersioning: r->versioning. */
 int s3_get_versioning(struct s3 *s, s3_done_cb cb, void *arg, struct err *e);
 /* One page; pass r->next_token back for the next. max_keys 0: 1000. */

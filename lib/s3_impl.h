@@ -2,9 +2,9 @@
  * s3_impl.h: what the S3 module's files share, and nobody else includes.
  * s3.c holds the object, the error parser and the calls' plumbing; above
  * it, s3_checksum.c the checksums, s3_object.c the one-request calls,
- * s3_list.c ListObjectsV2 and s3_upload.c the upload of a file (one PUT or
- * multipart). Every call is a struct s3_op that finishes exactly once with
- * s3_op_finish.
+ * s3_list.c ListObjectsV2, s3_parts.c the parts' digests and s3_upload.c the
+ * upload of a file (one PUT or multipart). Every call is a struct s3_op that
+ * finishes exactly once with s3_op_finish.
  */
 #ifndef IMGSYNC_S3_IMPL_H
 #define IMGSYNC_S3_IMPL_H
@@ -115,6 +115,14 @@ void s3_checksum_of(const void *data, size_t len, char *out);
  * hex and as base64 into b64 (45 bytes). */
 int s3_checksum_part(int fd, uint64_t off, uint64_t len, char hex[65],
                      char *b64, struct err *e);
+
+/*
+ * s3_parts.c
+ */
+/* Part i's (0-based) digest, as lowercase hex and base64, when p cut the
+ * file in parts of part_size and has been fed all of part i; else -1. */
+int s3_parts_digest(const struct s3_parts *p, uint64_t part_size, unsigned i,
+                    char hex[65], char b64[48]);
 
 /*
  * s3_object.c, for s3_upload.c (and the fuzz target)

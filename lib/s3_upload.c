@@ -4,8 +4,9 @@
  * CreateMultipartUpload (its UploadId told to the caller at once, so that
  * an upload cut short by a crash can be aborted later), then the parts,
  * parts_in_flight at a time, each read with pread and signed with its own
- * SHA-256, then CompleteMultipartUpload with the parts' ETags. The first
- * failure stops new parts; once none is in flight the upload is aborted
+ * SHA-256 (from the caller's s3_parts when it has them, else read once
+ * more to compute it), then CompleteMultipartUpload with the parts' ETags. The
+ * first failure stops new parts; once none is in flight the upload is aborted
  * and that first failure reported.
  */
 #include "s3_impl.h"
@@ -92,9 +93,12 @@ s3_mp_send_part(struct s3_op *op, struct s3_part *part, struct err *e)
 
 	if (len > op->part_size)
 		len = op->part_size;
-	/* Each part is signed with its own hash, computed as it is sent. */
-	if (s3_checksum_part(op->body.fd, off, len, sha, part->checksum, e) ==
-	    -1)
+	/* Each part is signed with its own hash: from the pass that hashed
+	 * the file, or read for it now. */
+	if (s3_parts_digest(op->body.parts, op->part_size, part->number - 1,
+	                    sha, part->checksum) == -1 &&
+	    s3_checksum_part(op->body.fd, off, len, sha, part->checksum, e) ==
+	        -1)
 		return -1;
 	snprintf(num, sizeof(num), "%u", part->number);
 	q[0].name = "partNumber";

@@ -137,8 +137,7 @@ text_duration_secs(const char *s, long max, long *out)
 		v = v * 10 + (*p - '0');
 	}
 	switch (*p) {
-	case '\0':
-		break;
+	case '\0': /* seconds, as with 's' */
 	case 's':
 		break;
 	case 'm':

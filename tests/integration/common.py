@@ -36,6 +36,14 @@ class ToolResult:
         return f"rc={self.rc}\nstdout={self.stdout[-3000:]}\nstderr={self.stderr[-3000:]}"
 
 
+def fetch(url: str) -> tuple[int, bytes]:
+    """GET url as whoever holds a share link would (curl): status and body."""
+    p = subprocess.run(["curl", "-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}",
+                        url], capture_output=True, timeout=30)
+    body, _, code = p.stdout.rpartition(b"\n")
+    return int(code or 0), body
+
+
 def awstool(env: dict, *args: str, timeout: float = 300) -> ToolResult:
     """Runs tests/tools/awstool.c with env; bounded in time."""
     proc = subprocess.run([str(BIN / "awstool"), *args], env=env, capture_output=True,

@@ -163,6 +163,34 @@ class S3Options(unittest.TestCase):
         self.assertRegex(out, r"checksum_mismatch +1\n  moved.png\n")
         self.assertIn("checksums: 1 matched, 0 absent, 0 not compared", out)
 
+    def test_multipart_reads_each_part_once_as_it_sends_it(self):
+        # The pass that hashes the file for its intent also hashes each
+        # part, so a part is read once more only to be sent: the daemon
+        # reads the file twice in all, not three times (once to hash it,
+        # once per part to sign it, once to send it).
+        d = self.daemon("")
+        d.start()
+        wait_until(lambda: "listening on" in d.log(), 30, what="the socket")
+        io = f"/proc/{d.proc.pid}/io"
+
+        def rchar() -> int:
+            with open(io) as f:
+                return int(next(l for l in f if l.startswith("rchar:")).split()[1])
+
+        before = rchar()
+        big = big_image("r.png", 21 * MIB)  # 5 parts of 5 MiB
+        (d.root / ".r.tmp").write_bytes(big)
+        (d.root / ".r.tmp").rename(d.root / "r.png")
+        d.wait_mirror(60)
+        read = rchar() - before
+        self.assertGreaterEqual(read, 2 * len(big), "hashed once and sent once")
+        self.assertLess(read, 2 * len(big) + 4 * MIB,
+                        f"{read / len(big):.2f} times the file's bytes read")
+        h = self.head(d, "r.png", ChecksumMode="ENABLED")
+        self.assertEqual(h["ChecksumSHA256"].split("-")[0],
+                         composite(big, 5 * MIB).split("-")[0])
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
     def verify(self, d: Daemon) -> tuple[int, str]:
         p = subprocess.run([str(BIN / "imgsyncd"), "-c", str(d.conf), "--verify",
                             "--checksums"], capture_output=True, text=True,

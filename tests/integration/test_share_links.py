@@ -17,7 +17,7 @@ import unittest
 import urllib.parse
 
 import testbed
-from common import BIN
+from common import BIN, fetch
 from daemon import Daemon, wait_until
 from images import make
 
@@ -32,14 +32,6 @@ def put_files(d: Daemon) -> dict:
         (d.root / rel).write_bytes(data)
         out[rel] = data
     return out
-
-
-def fetch(url: str) -> tuple[int, bytes]:
-    """GET as a browser or a colleague's curl would: status and body."""
-    p = subprocess.run(["curl", "-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}",
-                        url], capture_output=True, timeout=30)
-    body, _, code = p.stdout.rpartition(b"\n")
-    return int(code or 0), body
 
 
 class Links(unittest.TestCase):

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import rgw as rgwbed
 import testbed
-from common import BIN, FULL_POLICY
+from common import BIN, FULL_POLICY, fetch
 from daemon import Daemon, wait_until
 from images import make, png
 
@@ -136,14 +136,6 @@ def curl(sock: str, method: str, path: str, body=None, timeout: float = 30):
         raise AssertionError(f"curl {method} {path}: {proc.stderr.decode()}")
     text, _, status = proc.stdout.decode("utf-8").rpartition("\n")
     return int(status), json.loads(text) if text else None
-
-
-def fetch(url: str) -> tuple[int, bytes]:
-    """GET as whoever holds a share link would: status and body."""
-    p = subprocess.run(["curl", "-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}",
-                        url], capture_output=True, timeout=30)
-    body, _, code = p.stdout.rpartition(b"\n")
-    return int(code or 0), body
 
 
 class RgwDaemon(Daemon):
