@@ -14,9 +14,9 @@
 #include "text.h"
 
 const char *const item_attributes[] = {
-    ITEM_FILENAME, ITEM_BUCKET, ITEM_SOURCE, ITEM_TIMESTAMP,
-    ITEM_SIZE,     ITEM_TYPE,   ITEM_WIDTH,  ITEM_HEIGHT,
-    ITEM_SHA256,   ITEM_ETAG,   ITEM_MTIME,
+    ITEM_FILENAME,    ITEM_BUCKET, ITEM_SOURCE, ITEM_TIMESTAMP,
+    ITEM_SIZE,        ITEM_TYPE,   ITEM_WIDTH,  ITEM_HEIGHT,
+    ITEM_ORIENTATION, ITEM_SHA256, ITEM_ETAG,   ITEM_MTIME,
 };
 const size_t item_nattributes =
     sizeof(item_attributes) / sizeof(item_attributes[0]);
@@ -68,6 +68,9 @@ item_from_file_mtime(const struct state_file *f, const struct timespec *ts,
 		json_object_set_new(item, ITEM_WIDTH, dynamo_n(f->width));
 		json_object_set_new(item, ITEM_HEIGHT, dynamo_n(f->height));
 	}
+	if (item != NULL && f->orientation >= 1 && f->orientation <= 8)
+		json_object_set_new(item, ITEM_ORIENTATION,
+		                    dynamo_n(f->orientation));
 	return item;
 }
 
@@ -88,6 +91,9 @@ item_plain_from_file(const struct state_file *f, const char *name,
 		json_object_set_new(o, ITEM_WIDTH, json_integer(f->width));
 		json_object_set_new(o, ITEM_HEIGHT, json_integer(f->height));
 	}
+	if (o != NULL && f->orientation >= 1 && f->orientation <= 8)
+		json_object_set_new(o, ITEM_ORIENTATION,
+		                    json_integer(f->orientation));
 	return o;
 }
 
@@ -225,6 +231,9 @@ item_read(const json_t *item, struct item_view *v)
 	n = item_get(item, ITEM_HEIGHT, "N");
 	if (n != NULL)
 		v->height = (unsigned)strtoll(n, NULL, 10);
+	n = item_get(item, ITEM_ORIENTATION, "N");
+	if (n != NULL)
+		v->orientation = (unsigned)strtoll(n, NULL, 10);
 	return 0;
 }
 

@@ -31,6 +31,8 @@
 #define ITEM_TYPE "Type" /* MIME type, from the content */
 #define ITEM_WIDTH "Width"
 #define ITEM_HEIGHT "Height"
+#define ITEM_ORIENTATION                                                       \
+	"Orientation" /* EXIF, 1-8; only when the file has one */
 #define ITEM_SHA256 "SHA256"
 #define ITEM_ETAG "ETag"
 #define ITEM_MTIME "MTime" /* the file's mtime, ISO-8601 ns UTC */
@@ -98,6 +100,7 @@ struct item_view {
 	uint64_t size;
 	int has_size; /* a Size was there (a 0 may be a missing one) */
 	unsigned width, height;
+	unsigned orientation; /* 0: none */
 };
 
 /* 0, or -1 when item is not an object with a FileName. */

@@ -54,6 +54,7 @@ upload_row(const struct job *j, struct state_file *f)
 	snprintf(f->type, sizeof(f->type), "%s", u->meta.type);
 	f->width = u->meta.width;
 	f->height = u->meta.height;
+	f->orientation = u->meta.orientation;
 }
 
 /* PutItem of f's item (batched with others, sync_items.c), unless the

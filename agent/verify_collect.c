@@ -61,7 +61,7 @@ verify_collect_open(struct verify *v, const char *state_path)
 	               " etag TEXT);"
 	               "CREATE TABLE item (key TEXT PRIMARY KEY, size INTEGER,"
 	               " sha TEXT, etag TEXT, type TEXT, width INTEGER,"
-	               " height INTEGER);"
+	               " height INTEGER, orientation INTEGER);"
 	               "CREATE TABLE loc (key TEXT PRIMARY KEY, path BLOB,"
 	               " size INTEGER, sha TEXT, row INTEGER, failed INTEGER,"
 	               " present INTEGER);");
@@ -189,11 +189,11 @@ on_scan(json_t *resp, const struct err *e, void *arg)
 			continue;
 		rc = db_run(v,
 		            "INSERT OR REPLACE INTO item VALUES "
-		            "(?, ?, ?, ?, ?, ?, ?)",
-		            "titttii", iv.key,
+		            "(?, ?, ?, ?, ?, ?, ?, ?)",
+		            "titttiii", iv.key,
 		            iv.has_size ? (long long)iv.size : -1LL, iv.sha256,
 		            iv.etag, iv.type, (long long)iv.width,
-		            (long long)iv.height);
+		            (long long)iv.height, (long long)iv.orientation);
 		if (rc == -1)
 			break;
 		v->nitems++;

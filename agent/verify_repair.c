@@ -161,6 +161,7 @@ verify_rebuild_one(struct verify *v, sqlite3_stmt *st)
 		         (const char *)sqlite3_column_text(st, 5));
 	f.width = (unsigned)sqlite3_column_int(st, 6);
 	f.height = (unsigned)sqlite3_column_int(st, 7);
+	f.orientation = (unsigned)sqlite3_column_int(st, 8);
 	err_clear(&e);
 	if (state_file_put(v->d.state, &f, &e) == 0) {
 		v->rebuilt++;
@@ -190,7 +191,8 @@ int
 verify_repair_rebuild_begin(struct verify *v)
 {
 	return verify_repair_walk(v, "SELECT l.key, l.path, i.sha, i.etag, "
-	                             "o.size, i.type, i.width, i.height "
+	                             "o.size, i.type, i.width, i.height, "
+	                             "i.orientation "
 	                             "FROM loc l LEFT JOIN item i ON i.key = "
 	                             "l.key LEFT JOIN obj o ON o.key = l.key "
 	                             "WHERE l.row = 0");

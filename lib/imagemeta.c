@@ -62,6 +62,13 @@ probe(struct src *s, struct imagemeta *m)
 		imagemeta_bmff_probe(s, m);
 	else
 		imagemeta_svg_probe(s, m);
+	if (m->orientation >= 5 && m->has_dimensions) {
+		/* turned a quarter: displayed with the sides swapped */
+		unsigned w = m->width;
+
+		m->width = m->height;
+		m->height = w;
+	}
 }
 
 int

@@ -6,9 +6,11 @@
  * image/webp, image/bmp, image/tiff, image/heic, image/heif, image/avif,
  * image/jxl, image/vnd.microsoft.icon and image/svg+xml; anything else is
  * application/octet-stream, which is not an error. Width and height are
- * the picture as coded, before any orientation (EXIF Orientation, HEIF
- * irot) is applied; for SVG only width/height attributes that are plain
- * integers, optionally in px.
+ * the picture as displayed: as coded, swapped when the EXIF Orientation
+ * (read from JPEG's EXIF segment and TIFF's first directory) turns it a
+ * quarter (5-8), as browsers and exiftool show it. HEIF irot and the EXIF
+ * of PNG and WebP are not read: there they are as coded. For SVG only
+ * width/height attributes that are plain integers, optionally in px.
  *
  * Every read is bounds-checked and every loop bounded: a truncated or
  * hostile header yields the type without dimensions, never a crash. The
@@ -35,8 +37,9 @@
 
 struct imagemeta {
 	char type[64];          /* MIME type, always set */
-	unsigned width, height; /* 0 when unknown */
+	unsigned width, height; /* 0 when unknown; as displayed */
 	int has_dimensions;     /* width and height both known and > 0 */
+	unsigned orientation;   /* EXIF Orientation 1-8; 0: the file has none */
 };
 
 /*

@@ -1,7 +1,8 @@
 /*
  * imagemeta_formats: the header parsers of the flat raster formats, PNG,
  * JPEG, GIF, WebP, BMP, TIFF and ICO: each sets the type and, when the
- * header holds them, the dimensions as coded.
+ * header holds them, the dimensions as coded; JPEG (its EXIF segment) and
+ * TIFF also the EXIF Orientation.
  */
 #include <string.h>
 
@@ -15,6 +16,54 @@
 #define JPEG_MAX_FILL 4096 /* 0xff fill bytes before one marker */
 #define TIFF_MAX_ENTRIES 1024
 #define ICO_MAX_ENTRIES 256
+
+#define TAG_ORIENTATION 0x0112
+
+/* An Orientation entry's value (a SHORT, count 1) when it is 1-8; else 0. */
+static unsigned
+tiff_orientation(const unsigned char *entry, int le, int big)
+{
+	uint32_t v;
+
+	if (rd16(entry + 2, le) != 3 ||
+	    (big ? rd64(entry + 4, le) : rd32(entry + 4, le)) != 1)
+		return 0;
+	v = rd16(entry + (big ? 12 : 8), le);
+	return v >= 1 && v <= 8 ? v : 0;
+}
+
+/*
+ * The Orientation in IFD0 of the TIFF structure an EXIF segment holds,
+ * from tiff (its header) to end: 1-8, or 0 when it says none or reads
+ * outside the segment.
+ */
+static unsigned
+exif_orientation(struct src *s, uint64_t tiff, uint64_t end)
+{
+	unsigned char b[12];
+	uint64_t ifd, i, count;
+	int le;
+
+	if (imagemeta_src_get_in(s, tiff, end, b, 8) == -1)
+		return 0;
+	if (memcmp(b, "II*\0", 4) == 0)
+		le = 1;
+	else if (memcmp(b, "MM\0*", 4) == 0)
+		le = 0;
+	else
+		return 0;
+	ifd = tiff + rd32(b + 4, le);
+	if (imagemeta_src_get_in(s, ifd, end, b, 2) == -1)
+		return 0;
+	count = rd16(b, le);
+	for (i = 0; i < count && i < TIFF_MAX_ENTRIES; i++) {
+		if (imagemeta_src_get_in(s, ifd + 2 + i * 12, end, b, 12) == -1)
+			return 0;
+		if (rd16(b, le) == TAG_ORIENTATION)
+			return tiff_orientation(b, le, 0);
+	}
+	return 0;
+}
 
 void
 imagemeta_formats_png(struct src *s, struct imagemeta *m)
@@ -48,7 +97,7 @@ jpeg_is_sof(unsigned c)
 void
 imagemeta_formats_jpeg(struct src *s, struct imagemeta *m)
 {
-	unsigned char b[5];
+	unsigned char b[5], exif[6];
 	uint64_t off = 2;
 	unsigned c, len, fill, i;
 
@@ -84,6 +133,13 @@ imagemeta_formats_jpeg(struct src *s, struct imagemeta *m)
 			meta_dims(m, be16(b + 3), be16(b + 1));
 			return;
 		}
+		/* APP1 "Exif\0\0", then a TIFF structure; the first one counts
+		 * (a later APP1 may be XMP) */
+		if (c == 0xe1 && m->orientation == 0 && len >= 8 &&
+		    imagemeta_src_get(s, off + 2, exif, 6) == 0 &&
+		    memcmp(exif, "Exif\0\0", 6) == 0)
+			m->orientation =
+			    exif_orientation(s, off + 8, off + len);
 		off += len;
 	}
 }
@@ -204,6 +260,10 @@ imagemeta_formats_tiff(struct src *s, const unsigned char *h, size_t n,
 		if (imagemeta_src_get(s, first + i * esize, b, esize) == -1)
 			break;
 		tag = rd16(b, le);
+		if (tag == TAG_ORIENTATION) {
+			m->orientation = tiff_orientation(b, le, big);
+			continue;
+		}
 		if ((tag != 256 && tag != 257) ||
 		    (big ? rd64(b + 4, le) : rd32(b + 4, le)) == 0)
 			continue;

@@ -41,7 +41,7 @@
 
 #include "err.h"
 
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 #define STATE_APPLICATION_ID 0x494d4753 /* "IMGS" */
 
 struct state;
@@ -67,11 +67,12 @@ struct state_file {
 	uint64_t inode;
 	char sha256[65]; /* hex */
 	char etag[80];
-	char type[64]; /* MIME type */
-	unsigned width, height;
-	char synced_at[32]; /* 2026-11-21T10:00:00.123Z */
-	int failed;         /* status = 'failed' */
-	char *error;        /* why it failed, NULL if it did not */
+	char type[64];          /* MIME type */
+	unsigned width, height; /* as displayed */
+	unsigned orientation;   /* EXIF Orientation 1-8; 0: none */
+	char synced_at[32];     /* 2026-11-21T10:00:00.123Z */
+	int failed;             /* status = 'failed' */
+	char *error;            /* why it failed, NULL if it did not */
 	char failed_at[32];
 	unsigned attempts; /* failures since the last success */
 };

@@ -11,14 +11,15 @@
 
 #define FILE_COLS                                                              \
 	"path, key, size, mtime_ns, ctime_ns, inode, sha256, etag, type, "     \
-	"width, height, synced_at, status, error, failed_at, attempts"
+	"width, height, synced_at, status, error, failed_at, attempts, "       \
+	"orientation"
 
 static const struct state_sql file_get = {
     ST_FILE_GET, "SELECT " FILE_COLS " FROM files WHERE path = ?1"};
 static const struct state_sql file_put = {
     ST_FILE_PUT, "INSERT OR REPLACE INTO files (" FILE_COLS ") VALUES "
                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                 "'synced', NULL, NULL, 0)"};
+                 "'synced', NULL, NULL, 0, ?13)"};
 static const struct state_sql file_fail = {
     ST_FILE_FAIL, "INSERT INTO files (path, key, status, error, "
                   "failed_at, attempts) VALUES (?1, '', 'failed', ?2, ?3, "
@@ -93,6 +94,7 @@ file_from_row(sqlite3_stmt *st, struct state_file *f)
 	    status != NULL && strcmp((const char *)status, "failed") == 0;
 	state_col_copy(st, 14, f->failed_at, sizeof(f->failed_at));
 	f->attempts = state_col_uint(st, 15);
+	f->orientation = state_col_uint(st, 16);
 	return 0;
 fail:
 	state_file_cleanup(f);
@@ -137,6 +139,7 @@ state_file_put(struct state *s, const struct state_file *f, struct err *e)
 	    STATE_INT(f->width),
 	    STATE_INT(f->height),
 	    STATE_FIELD(synced_at, sizeof(f->synced_at)),
+	    STATE_INT(f->orientation > 8 ? 0 : f->orientation),
 	};
 
 	if (f->path == NULL || f->path_len == 0)

@@ -82,8 +82,14 @@ struct state_migration {
 	int (*fn)(struct state *s, struct err *e);
 };
 
+/* Version 2: the EXIF Orientation of the file as it went up (0: none). */
+static const char schema_v2[] =
+    "ALTER TABLE files ADD COLUMN orientation INTEGER NOT NULL DEFAULT 0\n"
+    "	CHECK (orientation BETWEEN 0 AND 8);\n";
+
 static const struct state_migration migrations[] = {
     {schema_v1, NULL},
+    {schema_v2, NULL},
 };
 
 _Static_assert(nitems(migrations) == STATE_SCHEMA_VERSION,

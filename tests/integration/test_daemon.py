@@ -15,7 +15,7 @@ from pathlib import Path
 import testbed
 from daemon import Daemon, wait_until
 from faultproxy import FaultProxy
-from images import make
+from images import exif_jpeg, jpeg, make
 
 
 def put_image(root: Path, rel: str, w: int, h: int, salt: bytes = b"") -> bytes:
@@ -125,6 +125,33 @@ class Changes(DaemonCase):
                    and r["target"] is None]
         self.assertEqual(len(uploads), 1, p.log())
         self.assertEqual(d.stop(), 0)
+
+    def test_exif_orientation_gives_the_displayed_size(self):
+        # A camera held on its side codes 4032x3024 and says "turn 90"
+        # (6, 8) or "mirror and turn" (5, 7): the item gives the size as
+        # shown (3024x4032) and the Orientation; 1 and 3 keep the sides.
+        d = self.daemon()
+        want = {"side6.jpg": (6, False, "3024", "4032"), "side8.jpg": (8, True, "3024", "4032"),
+                "flip5.jpg": (5, True, "3024", "4032"), "up1.jpg": (1, False, "4032", "3024"),
+                "down3.jpg": (3, True, "4032", "3024")}
+        for name, (o, be, _, _) in want.items():
+            (d.root / name).write_bytes(exif_jpeg(4032, 3024, o, be))
+        (d.root / "plain.jpg").write_bytes(jpeg(40, 30))
+        self.assertEqual(d.once(120).returncode, 0, d.log()[-3000:])
+        items = d.remote_items()
+        for name, (o, _, w, h) in want.items():
+            it = items[name]
+            self.assertEqual((it["Width"]["N"], it["Height"]["N"]), (w, h), name)
+            self.assertEqual(it["Orientation"]["N"], str(o), name)
+        self.assertNotIn("Orientation", items["plain.jpg"])
+        # A rename keeps it (the copy's item is built from the row).
+        d.start()
+        wait_until(lambda: "watching" in d.log(), 20, what="start-up")
+        os.rename(d.root / "side6.jpg", d.root / "moved6.jpg")
+        d.wait_mirror(60)
+        it = d.remote_items()["moved6.jpg"]
+        self.assertEqual((it["Width"]["N"], it["Height"]["N"], it["Orientation"]["N"]),
+                         ("3024", "4032", "6"))
 
     def test_slow_writer_uploaded_once_whole(self):
         d = self.daemon()

@@ -1380,6 +1380,138 @@ Test(imagemeta, jpeg_far_frame)
 	buf_cleanup(&s.b);
 }
 
+/*
+ * EXIF Orientation. A JPEG whose APP1 holds "Exif\0\0" and a TIFF
+ * structure (byte order le or not) with, in IFD0, a few entries and the
+ * Orientation (type SHORT, count 1, value orient) at ifd_off; then a 640x480
+ * frame. ifd_off past the segment: the IFD is not in it.
+ */
+static void
+mk_exif_jpeg(struct buf *b, int le, unsigned orient, uint32_t ifd_off)
+{
+	struct buf x;
+
+	buf_init(&x, 0);
+	put(&x, "Exif\0\0", 6);
+	put(&x, le ? "II" : "MM", 2);
+	put16(&x, le, 42);
+	put32(&x, le, ifd_off);
+	put16(&x, le, 3);      /* entries */
+	put16(&x, le, 0x010f); /* Make, ASCII, 4 bytes in the value */
+	put16(&x, le, 2);
+	put32(&x, le, 4);
+	put(&x, "Cam\0", 4);
+	put16(&x, le, 0x0112); /* Orientation */
+	put16(&x, le, 3);
+	put32(&x, le, 1);
+	put16(&x, le, orient);
+	put16(&x, le, 0);
+	put16(&x, le, 0x011a); /* XResolution, a RATIONAL elsewhere */
+	put16(&x, le, 5);
+	put32(&x, le, 1);
+	put32(&x, le, 8);
+	put32(&x, le, 0); /* no IFD1 */
+	put(b, "\xff\xd8", 2);
+	jpeg_seg(b, 0xe1, x.data, x.len);
+	jpeg_seg(b, 0xc0, "\x08\x01\xe0\x02\x80\x03\x01\x22\x00", 9);
+	jpeg_scan(b);
+	buf_cleanup(&x);
+}
+
+/* Width and height as displayed: swapped for 5-8, as coded for 1-4. */
+Test(imagemeta, exif_orientation_turns_the_sides)
+{
+	static const struct {
+		int le;
+		unsigned orient, want, w, h;
+	} cases[] = {
+	    {1, 6, 6, 480, 640}, {0, 6, 6, 480, 640}, {1, 8, 8, 480, 640},
+	    {0, 5, 5, 480, 640}, {1, 7, 7, 480, 640}, {1, 1, 1, 640, 480},
+	    {0, 3, 3, 640, 480}, {1, 0, 0, 640, 480}, {1, 9, 0, 640, 480},
+	};
+	struct imagemeta m;
+	struct buf b;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf_init(&b, 0);
+		mk_exif_jpeg(&b, cases[i].le, cases[i].orient, 8);
+		imagemeta_probe_buf(b.data, b.len, &m);
+		cr_assert_str_eq(m.type, "image/jpeg");
+		cr_assert_eq(m.orientation, cases[i].want, "case %zu", i);
+		cr_assert_eq(m.width, cases[i].w, "case %zu", i);
+		cr_assert_eq(m.height, cases[i].h, "case %zu", i);
+		buf_cleanup(&b);
+	}
+}
+
+/* A directory that lies outside the EXIF segment is not read, even when
+ * the next segment holds one that would say 6 right where the offset
+ * points; nor one at an offset far past the file. */
+Test(imagemeta, exif_orientation_stays_in_its_segment)
+{
+	struct imagemeta m;
+	struct buf b, ifd;
+
+	buf_init(&ifd, 0);
+	put16le(&ifd, 1);
+	put16le(&ifd, 0x0112);
+	put16le(&ifd, 3);
+	put32le(&ifd, 1);
+	put32le(&ifd, 6);
+	put32le(&ifd, 0);
+	/* SOI, APP1 (length 16: "Exif\0\0", the TIFF header at file
+	 * offset 12) ends at 20; APP2's data starts at 24 = TIFF + 12 */
+	buf_init(&b, 0);
+	put(&b, "\xff\xd8", 2);
+	jpeg_seg(&b, 0xe1, "Exif\0\0II*\0\x0c\0\0\0", 14);
+	jpeg_seg(&b, 0xe2, ifd.data, ifd.len);
+	jpeg_seg(&b, 0xc0, "\x08\x01\xe0\x02\x80\x03\x01\x22\x00", 9);
+	jpeg_scan(&b);
+	imagemeta_probe_buf(b.data, b.len, &m);
+	cr_assert_eq(m.orientation, 0);
+	cr_assert_eq(m.width, 640);
+	buf_cleanup(&b);
+	buf_cleanup(&ifd);
+	buf_init(&b, 0);
+	mk_exif_jpeg(&b, 1, 6, 0xffffff00u);
+	imagemeta_probe_buf(b.data, b.len, &m);
+	cr_assert_eq(m.orientation, 0);
+	cr_assert_eq(m.width, 640);
+	buf_cleanup(&b);
+}
+
+/* TIFF: Orientation (274) in the first directory. */
+Test(imagemeta, tiff_orientation)
+{
+	struct imagemeta m;
+	struct buf b;
+
+	buf_init(&b, 0);
+	put(&b, "II*\0", 4);
+	put32le(&b, 8);
+	put16le(&b, 3);
+	put16le(&b, 256); /* ImageWidth SHORT 37 */
+	put16le(&b, 3);
+	put32le(&b, 1);
+	put32le(&b, 37);
+	put16le(&b, 257); /* ImageLength LONG 23 */
+	put16le(&b, 4);
+	put32le(&b, 1);
+	put32le(&b, 23);
+	put16le(&b, 274); /* Orientation 8 */
+	put16le(&b, 3);
+	put32le(&b, 1);
+	put32le(&b, 8);
+	put32le(&b, 0);
+	imagemeta_probe_buf(b.data, b.len, &m);
+	cr_assert_str_eq(m.type, "image/tiff");
+	cr_assert_eq(m.orientation, 8);
+	cr_assert_eq(m.width, 23);
+	cr_assert_eq(m.height, 37);
+	buf_cleanup(&b);
+}
+
 /* Every prefix of every sample, as a buffer and as a file of that size. */
 Test(imagemeta, every_prefix, .timeout = 240)
 {

@@ -96,6 +96,36 @@ Test(item, from_file_dimensions_only_when_both)
 	json_decref(it);
 }
 
+/* Orientation only when the file has one (1-8), typed and plain, and
+ * read back. */
+Test(item, orientation_only_when_the_file_has_one)
+{
+	struct item_view v;
+	struct state_file f;
+	json_t *it;
+
+	row(&f);
+	it = item_from_file(&f, "b", "s", "t");
+	cr_assert_null(json_object_get(it, ITEM_ORIENTATION));
+	json_decref(it);
+	f.orientation = 9;
+	it = item_from_file(&f, "b", "s", "t");
+	cr_assert_null(json_object_get(it, ITEM_ORIENTATION));
+	json_decref(it);
+	f.orientation = 6;
+	it = item_from_file(&f, "b", "s", "t");
+	cr_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(it, ITEM_ORIENTATION), "N")),
+	                 "6");
+	cr_assert_eq(item_read(it, &v), 0);
+	cr_assert_eq(v.orientation, 6);
+	json_decref(it);
+	it = item_plain_from_file(&f, "img/a.jpg", "b");
+	cr_assert_eq(json_integer_value(json_object_get(it, ITEM_ORIENTATION)),
+	             6);
+	json_decref(it);
+}
+
 /* Before 1970 the nanoseconds still count up from the second below. */
 Test(item, mtime_before_1970)
 {
@@ -195,8 +225,8 @@ Test(item, not_utf8_is_null)
 Test(item, attributes_in_the_cli_order)
 {
 	static const char *const want[] = {
-	    "FileName", "Bucket", "Source", "Timestamp", "Size",  "Type",
-	    "Width",    "Height", "SHA256", "ETag",      "MTime",
+	    "FileName", "Bucket", "Source",      "Timestamp", "Size", "Type",
+	    "Width",    "Height", "Orientation", "SHA256",    "ETag", "MTime",
 	};
 	size_t i;
 

@@ -247,6 +247,38 @@ Test(state, newer_schema_is_refused)
 	cr_assert_eq(query_int("PRAGMA user_version"), 99);
 }
 
+/* A version 1 database (before Orientation) is brought to the current
+ * version with its rows kept: they read orientation 0 (none), and a row
+ * written after keeps its orientation. */
+Test(state, version_1_gains_orientation)
+{
+	struct state *s = open_ok();
+	struct state_file f;
+	struct err e;
+
+	puts0(s, "old.jpg");
+	state_close(s);
+	raw_exec("ALTER TABLE files DROP COLUMN orientation; "
+	         "PRAGMA user_version = 1");
+	cr_assert_eq(query_int("SELECT count(*) FROM pragma_table_info('files')"
+	                       " WHERE name = 'orientation'"),
+	             0);
+	s = open_ok();
+	cr_assert_eq(query_int("PRAGMA user_version"), STATE_SCHEMA_VERSION);
+	err_clear(&e);
+	cr_assert_eq(state_file_get(s, "old.jpg", 7, &f, &e), 1, "%s",
+	             e.message);
+	cr_assert_eq(f.orientation, 0);
+	f.orientation = 6;
+	cr_assert_eq(state_file_put(s, &f, &e), 0, "%s", e.message);
+	state_file_cleanup(&f);
+	cr_assert_eq(state_file_get(s, "old.jpg", 7, &f, &e), 1, "%s",
+	             e.message);
+	cr_assert_eq(f.orientation, 6);
+	state_file_cleanup(&f);
+	state_close(s);
+}
+
 /*
  * Runs fn in a child without root's powers (root ignores file modes), and
  * returns its exit status. fn must end with _exit: sanitizers' exit hooks
