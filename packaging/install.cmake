@@ -21,6 +21,8 @@ option(IMGSYNC_INSTALL_CONF "Install the configuration file" ON)
 
 install(TARGETS imgsyncd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(TARGETS imgsyncctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Started by imgsyncd only (thumbnails), never by a user.
+install(TARGETS imgsync-thumb RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/imgsync)
 
 # conf/imgsync.conf, the commented defaults, is the installed file too: its
 # paths are already the packaged ones. It may hold credentials: never

@@ -6,7 +6,7 @@ IMGSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian packages the build, the tests and the tools need.
 IMGSYNC_DEBS="build-essential cmake pkg-config git curl ca-certificates
 libcurl4-openssl-dev libssl-dev libjansson-dev libconfig-dev libsqlite3-dev
-libmicrohttpd-dev libexpat1-dev libcriterion-dev
+libmicrohttpd-dev libexpat1-dev libcriterion-dev libvips-dev libseccomp-dev
 clang-format cppcheck clang libclang-rt-14-dev"
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = "/lib/systemd/system/imgsyncd.service"
 CONF = "/etc/imgsync/imgsync.conf"
+THUMB = "/usr/libexec/imgsync/imgsync-thumb"
 # What the tests need besides what scripts/package installs itself.
 TOOLS = ["lintian", "man-db", "systemd", "adduser", "bash-completion"]
 # The hardening of the unit, as systemd-analyze security scores it (0 is
@@ -109,6 +110,7 @@ class PackageTest(unittest.TestCase):
         self.assertIn(f"Version: {self.version}\n", fields)
         self.assertIn("adduser", fields)
         self.assertIn("libcurl4", fields)  # from dh_shlibdeps
+        self.assertIn("libvips42", fields)  # the thumbnail helper's
 
     def test_deb_contents(self):
         listing = run("dpkg-deb", "-c", str(self.deb)).stdout
@@ -119,6 +121,7 @@ class PackageTest(unittest.TestCase):
         expect = {
             "/usr/sbin/imgsyncd": "-rwxr-xr-x",
             "/usr/bin/imgsyncctl": "-rwxr-xr-x",
+            THUMB: "-rwxr-xr-x",
             CONF: "-rw-r-----",
             UNIT: "-rw-r--r--",
             "/usr/share/man/man8/imgsyncd.8.gz": "-rw-r--r--",
@@ -200,6 +203,11 @@ class PackageTest(unittest.TestCase):
                          (oct(0o750), user.pw_uid, group.gr_gid))
         # The daemon's user can read its configuration.
         run("runuser", "-u", "imgsync", "--", "/usr/sbin/imgsyncd", "-t", "-c", CONF)
+        # The thumbnail helper finds its libraries (libvips from Depends)
+        # and its sandbox holds for the daemon's user too.
+        proc = run("runuser", "-u", "imgsync", "--", THUMB, "--check", check=False)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("open /etc/passwd: Operation not permitted", proc.stderr)
 
         # No PID 1 systemd here: verify still loads the unit, checks its
         # directives and that ExecStart's binary exists.
