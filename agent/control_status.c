@@ -92,6 +92,13 @@ control_status_json(struct control *c)
 	    rate, "last_error",
 	    last[0] != '\0' ? control_api_json_name(last, strlen(last))
 	                    : json_null());
+	if (doc != NULL && (st.thumbnails > 0 || st.thumbnails_failed > 0)) {
+		json_object_set_new(doc, "thumbnails",
+		                    json_integer((json_int_t)st.thumbnails));
+		json_object_set_new(
+		    doc, "thumbnails_failed",
+		    json_integer((json_int_t)st.thumbnails_failed));
+	}
 	if (doc != NULL && lost != NULL)
 		json_object_set_new(doc, "root_lost",
 		                    control_api_json_name(lost, strlen(lost)));
@@ -184,6 +191,13 @@ control_status_metrics(struct control *c)
 	                    "Files found already in sync.");
 	buf_printf(&b, "imgsync_files_unchanged_total %" PRIu64 "\n",
 	           st.unchanged);
+	control_status_head(&b, "imgsync_thumbnails_total", "counter",
+	                    "Thumbnails made and stored, or that could not "
+	                    "be made (the reason is logged).");
+	buf_printf(&b,
+	           "imgsync_thumbnails_total{result=\"made\"} %" PRIu64 "\n"
+	           "imgsync_thumbnails_total{result=\"failed\"} %" PRIu64 "\n",
+	           st.thumbnails, st.thumbnails_failed);
 	control_status_head(&b, "imgsync_bytes_uploaded_total", "counter",
 	                    "Bytes of file content uploaded.");
 	buf_printf(&b, "imgsync_bytes_uploaded_total %" PRIu64 "\n", st.bytes);

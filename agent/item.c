@@ -14,9 +14,9 @@
 #include "text.h"
 
 const char *const item_attributes[] = {
-    ITEM_FILENAME,    ITEM_BUCKET, ITEM_SOURCE, ITEM_TIMESTAMP,
-    ITEM_SIZE,        ITEM_TYPE,   ITEM_WIDTH,  ITEM_HEIGHT,
-    ITEM_ORIENTATION, ITEM_SHA256, ITEM_ETAG,   ITEM_MTIME,
+    ITEM_FILENAME, ITEM_BUCKET, ITEM_SOURCE,    ITEM_TIMESTAMP,   ITEM_SIZE,
+    ITEM_TYPE,     ITEM_WIDTH,  ITEM_HEIGHT,    ITEM_ORIENTATION, ITEM_SHA256,
+    ITEM_ETAG,     ITEM_MTIME,  ITEM_THUMBNAIL,
 };
 const size_t item_nattributes =
     sizeof(item_attributes) / sizeof(item_attributes[0]);
@@ -94,6 +94,8 @@ item_plain_from_file(const struct state_file *f, const char *name,
 	if (o != NULL && f->orientation >= 1 && f->orientation <= 8)
 		json_object_set_new(o, ITEM_ORIENTATION,
 		                    json_integer(f->orientation));
+	if (o != NULL && f->thumb != NULL)
+		json_object_set_new(o, ITEM_THUMBNAIL, json_string(f->thumb));
 	return o;
 }
 
@@ -145,6 +147,30 @@ item_put(struct dynamo *d, const char *table, json_t *item, dynamo_done_cb cb,
 	                     arg, e);
 	json_decref(names);
 	json_decref(values);
+	return rc;
+}
+
+int
+item_set_thumbnail(struct dynamo *d, const char *table, const char *key,
+                   const char *sha256, const char *thumb, dynamo_done_cb cb,
+                   void *arg, struct err *e)
+{
+	json_t *body;
+	int rc;
+
+	body = json_pack("{s:s,s:o,s:s,s:s,s:{s:s,s:s},s:{s:{s:s},s:{s:s}}}",
+	                 "TableName", table, "Key", item_key(key),
+	                 "UpdateExpression", "SET #th = :th",
+	                 "ConditionExpression", "#sha = :sha",
+	                 "ExpressionAttributeNames", "#th", ITEM_THUMBNAIL,
+	                 "#sha", ITEM_SHA256, "ExpressionAttributeValues",
+	                 ":th", "S", thumb, ":sha", "S", sha256);
+	if (body == NULL) {
+		err_set(e, ERR_INVALID, "cannot build the UpdateItem");
+		return -1;
+	}
+	rc = dynamo_call(d, "UpdateItem", body, cb, arg, e);
+	json_decref(body);
 	return rc;
 }
 

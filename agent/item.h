@@ -31,6 +31,7 @@
 #define ITEM_TYPE "Type" /* MIME type, from the content */
 #define ITEM_WIDTH "Width"
 #define ITEM_HEIGHT "Height"
+#define ITEM_THUMBNAIL "Thumbnail" /* its S3 key, once made */
 #define ITEM_ORIENTATION                                                       \
 	"Orientation" /* EXIF, 1-8; only when the file has one */
 #define ITEM_SHA256 "SHA256"
@@ -76,6 +77,12 @@ int item_put(struct dynamo *d, const char *table, json_t *item,
 /* The same conditional write as one action of a TransactWriteItems:
  * {"Put": {...}}, a new reference; NULL as item_put's -1. */
 json_t *item_put_action(const char *table, json_t *item);
+/* Names the thumbnail of key's item (UpdateItem), on the condition that
+ * the item still describes the content with that SHA-256 (else
+ * ConditionalCheckFailedException: newer content wants its own). */
+int item_set_thumbnail(struct dynamo *d, const char *table, const char *key,
+                       const char *sha256, const char *thumb, dynamo_done_cb cb,
+                       void *arg, struct err *e);
 
 /* One Scan page of the items whose key starts with prefix ("" for all),
  * from start_key (a LastEvaluatedKey; NULL: the first page). DynamoDB

@@ -128,6 +128,8 @@ sync_new(const struct config *cfg, const struct sync_deps *deps, struct err *e)
 		err_sys(e, "sync: out of memory");
 		goto fail;
 	}
+	if (sync_thumbs_new(s, cfg, e) == -1)
+		goto fail;
 	s->settle_timer = loop_timer_new(s->loop, sync_on_settle, s, e);
 	s->work_timer = loop_timer_new(s->loop, sync_upload_on_work, s, e);
 	s->rescan_timer = loop_timer_new(s->loop, sync_scan_on_timer, s, e);
@@ -157,6 +159,7 @@ sync_free(struct sync *s)
 		return;
 	s->stopping = 1;      /* nothing starts any more */
 	sync_items_cancel(s); /* their jobs end, cancelled */
+	sync_thumbs_free(s);
 	for (i = 0; i < SYNC_HASH_BUCKETS; i++)
 		while (s->table_[i] != NULL) {
 			sync_run_free(s->table_[i]->run);
@@ -200,6 +203,9 @@ sync_reconfigure(struct sync *s, const struct config *cfg)
 	    strcmp(cfg->dynamodb.table, s->table) != 0)
 		log_warnx("watch.root, s3.prefix, s3.bucket and dynamodb.table "
 		          "changes take effect at the next restart");
+	if (cfg->thumbnails.enabled != (s->thumbs != NULL))
+		log_warnx("thumbnails.* changes take effect at the next "
+		          "restart");
 	if (sync_apply(s, cfg) == -1) {
 		log_warnx("reload: out of memory; keeping the old patterns");
 		return;
@@ -223,6 +229,10 @@ sync_start(struct sync *s, struct err *e)
 		return 0;
 	if (!s->started && sync_recover_begin(s, e) == -1)
 		return -1;
+	/* Rows synced while thumbnails were off want one now. */
+	if (s->thumbs != NULL && state_thumb_want_all(s->state, e) == -1)
+		return -1;
+	sync_thumbs_touch(s);
 	sync_scan_now(s);
 	return 0;
 }
@@ -237,7 +247,7 @@ int
 sync_idle(const struct sync *s)
 {
 	return s->settling.n == 0 && s->ready.n == 0 && s->running == 0 &&
-	       !s->rescan_pending && s->nbatch == 0;
+	       !s->rescan_pending && s->nbatch == 0 && sync_thumbs_idle(s);
 }
 
 void

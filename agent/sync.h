@@ -44,6 +44,8 @@ struct sync_stats {
 	uint64_t failed; /* permanent failures since start */
 	uint64_t bytes;  /* uploaded */
 	uint64_t rescans;
+	uint64_t thumbnails;        /* made and stored since start */
+	uint64_t thumbnails_failed; /* none to be had (the reason logged) */
 	uint64_t scanned; /* files the scan under way (or the last) found */
 	int scanning;     /* a scan is under way */
 	uint64_t fail_by[ERR_REASON_N]; /* by err_reason (errclass.h) */

@@ -31,6 +31,7 @@
 
 #include "imagemeta.h"
 #include "sync.h"
+#include "thumb_client.h"
 
 #define SYNC_HASH_BUCKETS 4096u
 #define SYNC_MAX_KEY 1024u             /* S3's limit, in bytes */
@@ -184,6 +185,8 @@ struct sync {
 	struct dynamo *ddb;
 	struct state *state;
 	struct summary *summary;
+	struct sync_thumbs *thumbs; /* NULL: thumbnails off */
+	char *thumbs_path_prefix;   /* thumbnails.prefix; NULL: off */
 	struct watcher *watcher;
 	int rootfd;
 	char *root;
@@ -345,6 +348,21 @@ void sync_recover_on_disk_timer(void *arg);
 /* sync_root.c */
 int sync_root_check(struct sync *s);
 void sync_root_on_timer(void *arg);
+
+/* sync_thumbs.c: thumbnails (all no-ops when they are off) */
+int sync_thumbs_new(struct sync *s, const struct config *cfg, struct err *e);
+void sync_thumbs_free(struct sync *s);
+/* A row may want a thumbnail now: look. */
+void sync_thumbs_touch(struct sync *s);
+int sync_thumbs_idle(const struct sync *s);
+/* The thumbnail key of an image's S3 key; -1 when off or too long. */
+int sync_thumbs_key(const struct sync *s, const char *key, char *out,
+                    size_t outlen);
+/* Deletes an image's thumbnail (thumb, the recorded key; NULL: where one
+ * would be for image_key, when thumbnails are on), then then(j); a store's
+ * failure fails j (retried). */
+void sync_thumbs_delete(struct job *j, const char *thumb, const char *image_key,
+                        void (*then)(struct job *j));
 
 /* sync_scan.c */
 void sync_scan_now(struct sync *s);

@@ -1,6 +1,7 @@
 /*
  * sync_path: paths and files, for every room of the engine. Which paths the
- * mirror holds (include, exclude, never the root marker or the summary),
+ * mirror holds (include, exclude, never the root marker, the summary or
+ * what lies under the thumbnails' prefix),
  * their S3 keys, opening them beneath the root (invariant 6), and whether a
  * file is still the one its state row recorded.
  */
@@ -32,6 +33,10 @@ sync_wanted(const struct sync *s, const char *path)
 	int in = 0;
 
 	if (rootguard_is_marker(path))
+		return 0;
+	if (s->thumbs_path_prefix != NULL &&
+	    strncmp(path, s->thumbs_path_prefix,
+	            strlen(s->thumbs_path_prefix)) == 0)
 		return 0;
 	if (s->summary_key != NULL &&
 	    strncmp(s->summary_key, s->prefix, plen) == 0 &&

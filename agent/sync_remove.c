@@ -16,6 +16,24 @@
 static void remove_on_head(const struct s3_result *res, const struct err *e,
                            void *arg);
 
+/* Item, object and thumbnail are gone: the row goes. */
+static void
+remove_done(struct job *j)
+{
+	struct sync *s = j->sync;
+	struct err se;
+	char p[256];
+
+	err_clear(&se);
+	if (state_file_delete(s->state, j->path, j->path_len, &se) == -1)
+		log_warnx("%s", se.message);
+	s->stats.deleted++;
+	log_debug("deleted %s", log_path(j->path, p, sizeof(p)));
+	if (s->summary != NULL)
+		summary_touch(s->summary);
+	sync_job_finish(j, 1);
+}
+
 static void
 remove_on_object(const struct s3_result *res, const struct err *e, void *arg)
 {
@@ -45,14 +63,8 @@ remove_on_object(const struct s3_result *res, const struct err *e, void *arg)
 		sync_job_net_error(j, "DeleteObject", e);
 		return;
 	}
-	err_clear(&se);
-	if (state_file_delete(s->state, j->path, j->path_len, &se) == -1)
-		log_warnx("%s", se.message);
-	s->stats.deleted++;
-	log_debug("deleted %s", log_path(j->path, p, sizeof(p)));
-	if (s->summary != NULL)
-		summary_touch(s->summary);
-	sync_job_finish(j, 1);
+	/* Its thumbnail before its row and its intent go (no orphan). */
+	sync_thumbs_delete(j, r->old.thumb, r->key, remove_done);
 }
 
 /*

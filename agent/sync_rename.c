@@ -36,28 +36,25 @@ rename_fallback(struct job *j)
 	j->sync->ops->converge(j);
 }
 
+/* The old name's item, object and thumbnail are gone: the row moves with
+ * the new key and ETag, and wants a thumbnail under it. */
 static void
-rename_on_old_object(const struct s3_result *res, const struct err *e,
-                     void *arg)
+rename_done(struct job *j)
 {
-	struct job *j = arg;
 	struct sync *s = j->sync;
 	struct run *r = j->run;
 	struct err se;
 	char p1[256], p2[256];
 
-	(void)res;
-	if (e != NULL) {
-		sync_job_net_error(j, "DeleteObject (rename)", e);
-		return;
-	}
-	/* The row moves with the new key and ETag. */
 	free(r->old.path);
 	r->old.path = j->path;
 	r->old.path_len = j->path_len;
 	free(r->old.key);
 	r->old.key = strdup(r->key);
 	snprintf(r->old.etag, sizeof(r->old.etag), "%s", r->u.rn.etag);
+	free(r->old.thumb);
+	r->old.thumb = NULL;
+	r->old.thumb_wanted = s->thumbs != NULL;
 	err_clear(&se);
 	if (r->old.key == NULL ||
 	    state_file_put(s->state, &r->old, &se) == -1 ||
@@ -70,7 +67,23 @@ rename_on_old_object(const struct s3_result *res, const struct err *e,
 	          log_path(j->path, p2, sizeof(p2)));
 	if (s->summary != NULL)
 		summary_touch(s->summary);
+	sync_thumbs_touch(s);
 	sync_job_finish(j, 1);
+}
+
+static void
+rename_on_old_object(const struct s3_result *res, const struct err *e,
+                     void *arg)
+{
+	struct job *j = arg;
+
+	(void)res;
+	if (e != NULL) {
+		sync_job_net_error(j, "DeleteObject (rename)", e);
+		return;
+	}
+	/* The old name's thumbnail goes too, before the intent ends. */
+	sync_thumbs_delete(j, j->run->old.thumb, j->run->old.key, rename_done);
 }
 
 static void

@@ -55,6 +55,7 @@ upload_row(const struct job *j, struct state_file *f)
 	f->width = u->meta.width;
 	f->height = u->meta.height;
 	f->orientation = u->meta.orientation;
+	f->thumb_wanted = j->sync->thumbs != NULL;
 }
 
 /* PutItem of f's item (batched with others, sync_items.c), unless the
@@ -115,6 +116,7 @@ upload_record(struct job *j)
 	}
 	if (s->summary != NULL)
 		summary_touch(s->summary);
+	sync_thumbs_touch(s);
 }
 
 static void

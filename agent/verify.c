@@ -147,6 +147,11 @@ verify_start(const struct verify_deps *deps, const struct verify_opts *opts,
 	v->max_delete = deps->cfg->sync.max_delete;
 	v->s3prefix = strdup(sp);
 	v->table = strdup(deps->cfg->dynamodb.table);
+	if (deps->cfg->thumbnails.enabled) {
+		buf_init(&p, 0);
+		buf_printf(&p, "%s%s", sp, deps->cfg->thumbnails.prefix);
+		v->thumb_prefix = buf_steal(&p);
+	}
 	if (deps->cfg->summary.enabled) {
 		buf_init(&p, 0);
 		buf_printf(&p, "%s%s", sp, deps->cfg->summary.key);
@@ -286,5 +291,6 @@ verify_free(struct verify *v)
 	free(v->s3prefix);
 	free(v->table);
 	free(v->summary_key);
+	free(v->thumb_prefix);
 	free(v);
 }

@@ -145,6 +145,11 @@ on_list(const struct s3_result *r, const struct err *e, void *arg)
 		return;
 	}
 	for (i = 0; i < r->nobjects; i++) {
+		/* Thumbnails are no images of the folder: never orphans. */
+		if (v->thumb_prefix != NULL &&
+		    strncmp(r->objects[i].key, v->thumb_prefix,
+		            strlen(v->thumb_prefix)) == 0)
+			continue;
 		if (db_run(v, "INSERT OR REPLACE INTO obj VALUES (?, ?, ?)",
 		           "tit", r->objects[i].key,
 		           (long long)r->objects[i].size,

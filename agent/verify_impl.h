@@ -48,6 +48,7 @@ enum verify_kind {
 struct verify {
 	struct verify_deps d; /* d.cfg is NULL: a reload may free it */
 	char *s3prefix, *table, *summary_key; /* copied from the config */
+	char *thumb_prefix; /* thumbnails on: objects under it are theirs */
 	int max_delete;
 	char *prefix;     /* the FileName prefix */
 	char *fileprefix; /* the same, less s3.prefix: a path prefix */

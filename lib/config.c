@@ -73,6 +73,14 @@ check_object_key(const char *v)
 }
 
 static const char *
+check_thumb_format(const char *v)
+{
+	return strcmp(v, "webp") == 0 || strcmp(v, "jpeg") == 0
+	           ? NULL
+	           : "must be \"webp\" or \"jpeg\"";
+}
+
+static const char *
 check_endpoint(const char *v)
 {
 	if (v[0] == '\0')
@@ -273,6 +281,17 @@ static const struct key keys[] = {
     K_BOOL("summary.enabled", summary.enabled, false),
     K_STR("summary.key", summary.key, "summary.json", 0, check_object_key),
     K_INT("summary.interval_ms", summary.interval_ms, 2000, 100, 3600000),
+    K_BOOL("thumbnails.enabled", thumbnails.enabled, false),
+    K_INT("thumbnails.size", thumbnails.size, 320, 16, 4096),
+    K_STR("thumbnails.format", thumbnails.format, "webp", 0,
+          check_thumb_format),
+    K_INT("thumbnails.quality", thumbnails.quality, 80, 1, 100),
+    K_STR("thumbnails.prefix", thumbnails.prefix, ".thumbnails/", 0,
+          check_object_key),
+    K_STR("thumbnails.helper", thumbnails.helper,
+          "/usr/libexec/imgsync/imgsync-thumb", 0, check_abs_path),
+    K_INT("thumbnails.memory_mb", thumbnails.memory_mb, 256, 16, 65536),
+    K_INT("thumbnails.timeout_ms", thumbnails.timeout_ms, 20000, 100, 600000),
     K_LEVEL("log.level", log.level, CONFIG_LOG_INFO),
 };
 

@@ -99,6 +99,17 @@ struct config_summary {
 	int interval_ms; /* 100..3600000, default 2000 */
 };
 
+struct config_thumbnails {
+	bool enabled;   /* default false */
+	int size;       /* longest side, 16..4096, default 320 */
+	char *format;   /* "webp" (default) or "jpeg" */
+	int quality;    /* 1..100, default 80 */
+	char *prefix;   /* default ".thumbnails/", under s3.prefix */
+	char *helper;   /* default /usr/libexec/imgsync/imgsync-thumb */
+	int memory_mb;  /* the helper's, beyond its libraries; default 256 */
+	int timeout_ms; /* per image, 100..600000, default 20000 */
+};
+
 struct config_log {
 	enum config_log_level level; /* default CONFIG_LOG_INFO */
 };
@@ -112,6 +123,7 @@ struct config {
 	struct config_state state;
 	struct config_control control;
 	struct config_summary summary;
+	struct config_thumbnails thumbnails;
 	struct config_log log;
 };
 

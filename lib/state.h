@@ -41,7 +41,7 @@
 
 #include "err.h"
 
-#define STATE_SCHEMA_VERSION 2
+#define STATE_SCHEMA_VERSION 3
 #define STATE_APPLICATION_ID 0x494d4753 /* "IMGS" */
 
 struct state;
@@ -75,7 +75,28 @@ struct state_file {
 	char *error;            /* why it failed, NULL if it did not */
 	char failed_at[32];
 	unsigned attempts; /* failures since the last success */
+	/* Its thumbnail: put, a row that wants one (when thumbnails are on)
+	 * gets it again; read, the thumbnail's S3 key (NULL: none yet, or
+	 * none to be had: thumb_error says why). */
+	int thumb_wanted;
+	char *thumb;
+	char *thumb_error;
 };
+
+/* Thumbnails. The next synced row past after (bytewise; "" with length 0
+ * from the start) that wants a thumbnail: 1 (out filled; call
+ * state_file_cleanup), 0 none, -1 error. */
+int state_thumb_next(struct state *s, const char *after, size_t after_len,
+                     struct state_file *out, struct err *e);
+/* The row of path, as it was synced at synced_at, got its thumbnail
+ * (thumb, its S3 key) or has none to be had (thumb NULL, why). A row
+ * synced again since is left alone: it wants its own. */
+int state_thumb_done(struct state *s, const char *path, size_t len,
+                     const char *synced_at, const char *thumb, const char *why,
+                     struct err *e);
+/* Every synced row without a thumbnail (written while thumbnails were off)
+ * wants one; not those for which none could be had (thumb_error). */
+int state_thumb_want_all(struct state *s, struct err *e);
 
 /* Frees what state_file_get allocated; safe on a zeroed struct. */
 void state_file_cleanup(struct state_file *f);

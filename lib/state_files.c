@@ -12,14 +12,15 @@
 #define FILE_COLS                                                              \
 	"path, key, size, mtime_ns, ctime_ns, inode, sha256, etag, type, "     \
 	"width, height, synced_at, status, error, failed_at, attempts, "       \
-	"orientation"
+	"orientation, thumb, thumb_error"
 
 static const struct state_sql file_get = {
     ST_FILE_GET, "SELECT " FILE_COLS " FROM files WHERE path = ?1"};
 static const struct state_sql file_put = {
     ST_FILE_PUT, "INSERT OR REPLACE INTO files (" FILE_COLS ") VALUES "
                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                 "'synced', NULL, NULL, 0, ?13)"};
+                 "'synced', NULL, NULL, 0, ?13, "
+                 "CASE WHEN ?14 THEN '' END, NULL)"};
 static const struct state_sql file_fail = {
     ST_FILE_FAIL, "INSERT INTO files (path, key, status, error, "
                   "failed_at, attempts) VALUES (?1, '', 'failed', ?2, ?3, "
@@ -50,6 +51,19 @@ static const struct state_sql count_all = {
               "count(*) FILTER (WHERE status = 'failed'), "
               "coalesce(sum(size) FILTER (WHERE status = 'synced'), 0) "
               "FROM files"};
+/* The partial index files_thumb_wanted holds only the rows that want a
+ * thumbnail, in path order. */
+static const struct state_sql thumb_next = {
+    ST_THUMB_NEXT, "SELECT " FILE_COLS " FROM files WHERE thumb = '' AND "
+                   "status = 'synced' AND path > ?1 ORDER BY path LIMIT 1"};
+/* Only the row as it was asked for: a newer upload since wants its own. */
+static const struct state_sql thumb_done = {
+    ST_THUMB_DONE, "UPDATE files SET thumb = ?3, thumb_error = ?4 "
+                   "WHERE path = ?1 AND synced_at = ?2 AND thumb = ''"};
+static const struct state_sql thumb_want_all = {
+    ST_THUMB_WANT_ALL, "UPDATE files SET thumb = '', thumb_error = NULL "
+                       "WHERE status = 'synced' AND thumb IS NULL AND "
+                       "thumb_error IS NULL"};
 /* The partial index files_failed answers it without a table scan. */
 static const struct state_sql count_failed = {
     ST_COUNT_FAILED, "SELECT count(*) FROM files WHERE status = 'failed'"};
@@ -62,7 +76,9 @@ state_file_cleanup(struct state_file *f)
 	free(f->path);
 	free(f->key);
 	free(f->error);
-	f->path = f->key = f->error = NULL;
+	free(f->thumb);
+	free(f->thumb_error);
+	f->path = f->key = f->error = f->thumb = f->thumb_error = NULL;
 	f->path_len = 0;
 }
 
@@ -75,7 +91,12 @@ file_from_row(sqlite3_stmt *st, struct state_file *f)
 	memset(f, 0, sizeof(*f));
 	if (state_col_dup(st, 0, &f->path, &f->path_len) == -1 ||
 	    state_col_dup(st, 1, &f->key, NULL) == -1 ||
-	    state_col_dup(st, 13, &f->error, NULL) == -1)
+	    state_col_dup(st, 13, &f->error, NULL) == -1 ||
+	    state_col_dup(st, 18, &f->thumb_error, NULL) == -1)
+		goto fail;
+	if (sqlite3_column_type(st, 17) == SQLITE_TEXT &&
+	    sqlite3_column_bytes(st, 17) > 0 &&
+	    state_col_dup(st, 17, &f->thumb, NULL) == -1)
 		goto fail;
 	if (f->path == NULL || f->key == NULL)
 		goto fail;
@@ -140,6 +161,7 @@ state_file_put(struct state *s, const struct state_file *f, struct err *e)
 	    STATE_INT(f->height),
 	    STATE_FIELD(synced_at, sizeof(f->synced_at)),
 	    STATE_INT(f->orientation > 8 ? 0 : f->orientation),
+	    STATE_INT(f->thumb_wanted != 0),
 	};
 
 	if (f->path == NULL || f->path_len == 0)
@@ -341,4 +363,38 @@ int
 state_count_failed(struct state *s, uint64_t *failed, struct err *e)
 {
 	return state_number(s, &count_failed, failed, e);
+}
+
+int
+state_thumb_next(struct state *s, const char *after, size_t after_len,
+                 struct state_file *out, struct err *e)
+{
+	const struct state_arg args[] = {STATE_BLOB(after, after_len)};
+
+	memset(out, 0, sizeof(*out));
+	return state_rows(s, &thumb_next, args, nitems(args), file_get_row, out,
+	                  e);
+}
+
+int
+state_thumb_done(struct state *s, const char *path, size_t len,
+                 const char *synced_at, const char *thumb, const char *why,
+                 struct err *e)
+{
+	const struct state_arg args[] = {
+	    STATE_BLOB(path, len),
+	    STATE_TEXT(synced_at),
+	    thumb != NULL ? STATE_TEXT(thumb) : STATE_NULL,
+	    why != NULL ? STATE_TEXT(why) : STATE_NULL,
+	};
+
+	if (path == NULL || len == 0)
+		return state_invalid(s, e, "empty path");
+	return state_run(s, &thumb_done, args, nitems(args), e);
+}
+
+int
+state_thumb_want_all(struct state *s, struct err *e)
+{
+	return state_run(s, &thumb_want_all, NULL, 0, e);
 }

@@ -87,9 +87,18 @@ static const char schema_v2[] =
     "ALTER TABLE files ADD COLUMN orientation INTEGER NOT NULL DEFAULT 0\n"
     "	CHECK (orientation BETWEEN 0 AND 8);\n";
 
+/* Version 3: each row's thumbnail. NULL: none wanted; '': one to make
+ * (the partial index keeps only those, so finding the next costs nothing
+ * when there is none); else its S3 key. thumb_error: why there is none. */
+static const char schema_v3[] =
+    "ALTER TABLE files ADD COLUMN thumb TEXT;\n"
+    "ALTER TABLE files ADD COLUMN thumb_error TEXT;\n"
+    "CREATE INDEX files_thumb_wanted ON files (path) WHERE thumb = '';\n";
+
 static const struct state_migration migrations[] = {
     {schema_v1, NULL},
     {schema_v2, NULL},
+    {schema_v3, NULL},
 };
 
 _Static_assert(nitems(migrations) == STATE_SCHEMA_VERSION,

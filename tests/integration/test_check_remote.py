@@ -39,11 +39,14 @@ EXPECTED_ACTIONS = {
     "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
     "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem",
     "dynamodb:DeleteItem", "dynamodb:Scan",
+    # Only with thumbnails.enabled (the item names its thumbnail)
+    "dynamodb:UpdateItem",
     # Only with s3.sse = "aws:kms" (S3 asks KMS with the uploader's rights)
     "kms:GenerateDataKey", "kms:Decrypt",
 }
-#: What --check-remote probes with no s3.sse.
-PLAIN_ACTIONS = {a for a in EXPECTED_ACTIONS if not a.startswith("kms:")}
+#: What --check-remote probes with no s3.sse (and no thumbnails).
+PLAIN_ACTIONS = {a for a in EXPECTED_ACTIONS
+                 if not a.startswith("kms:") and a != "dynamodb:UpdateItem"}
 
 CHECK_TIMEOUT_S = 90
 

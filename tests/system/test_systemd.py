@@ -27,6 +27,10 @@ numbered and each builds on the ones before):
       ``-p warning``; an info line stays at priority 6;
 - 80  the watchdog (shortened to 10 s by a drop-in) does not fire in a
       minute's run, and the daemon's pings keep coming;
+- 82  thumbnails turned on (and the service restarted): the helper starts
+      inside the unit's sandbox (its own seccomp filter and limits on top
+      of the unit's system-call filter and MemoryDenyWriteExecute=), and
+      the item names the thumbnail, which is in the bucket;
 - 85  an upgrade (the same .deb again) keeps the edited configuration and
       restarts the running service;
 - 90  ``systemctl stop`` is clean (inactive, Result=success);
@@ -764,6 +768,36 @@ class SystemdTest(unittest.TestCase):
             "WatchdogTimestampMonotonic"] != first, WATCHDOG_S, what="a watchdog ping")
         timeouts = [e["MESSAGE"] for e in self.journal() if "atchdog timeout" in e["MESSAGE"]]
         self.assertEqual(timeouts, [])
+
+    def test_82_thumbnails_under_the_units_sandbox(self):
+        from images import png
+
+        good = self.box.path(CONF).read_bytes()
+        head, sep, tail = good.decode().partition("\nthumbnails:")
+        self.assertTrue(sep, "no thumbnails section in the installed configuration")
+        self.restore_conf((head + sep + tail.replace("enabled = false;", "enabled = true;", 1))
+                          .encode())
+        self.addCleanup(lambda: (self.restore_conf(good),
+                                 self.box.exec("systemctl", "restart", "imgsyncd",
+                                               check=False, timeout=60)))
+        proc = self.box.exec("systemctl", "restart", "imgsyncd", check=False, timeout=60)
+        self.assertEqual(proc.returncode, 0, _text(proc.stderr) + self.log_tail())
+        data = png(64, 48, b"thumbnail")
+        self.put("thumbs/t.png", data)
+        self.wait_synced({"thumbs/t.png": data})
+        try:
+            wait_until(lambda: "Thumbnail" in self.items().get("thumbs/t.png", {}), 60,
+                       what="the item's Thumbnail")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
+        key = self.items()["thumbs/t.png"]["Thumbnail"]["S"]
+        self.assertEqual(key, ".thumbnails/thumbs/t.png.webp")
+        self.assertIn(key, self.objects())
+        self.assertEqual(self.object_bytes(key)[:4], b"RIFF")
+        # The earlier tests' images are headers only: theirs fail, each
+        # with libvips' reason; this one's did not.
+        self.assertEqual([e["MESSAGE"] for e in self.daemon_lines()
+                          if "thumbs/t.png" in e["MESSAGE"] or "helper" in e["MESSAGE"]], [])
 
     def test_85_upgrade_keeps_configuration_and_restarts(self):
         conf = self.box.path(CONF).read_bytes()

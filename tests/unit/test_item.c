@@ -225,8 +225,9 @@ Test(item, not_utf8_is_null)
 Test(item, attributes_in_the_cli_order)
 {
 	static const char *const want[] = {
-	    "FileName", "Bucket", "Source",      "Timestamp", "Size", "Type",
-	    "Width",    "Height", "Orientation", "SHA256",    "ETag", "MTime",
+	    "FileName", "Bucket", "Source",    "Timestamp",   "Size",
+	    "Type",     "Width",  "Height",    "Orientation", "SHA256",
+	    "ETag",     "MTime",  "Thumbnail",
 	};
 	size_t i;
 

@@ -247,9 +247,9 @@ Test(state, newer_schema_is_refused)
 	cr_assert_eq(query_int("PRAGMA user_version"), 99);
 }
 
-/* A version 1 database (before Orientation) is brought to the current
- * version with its rows kept: they read orientation 0 (none), and a row
- * written after keeps its orientation. */
+/* A version 1 database (before Orientation and thumbnails) is brought to
+ * the current version with its rows kept: they read orientation 0 (none)
+ * and no thumbnail, and a row written after keeps its orientation. */
 Test(state, version_1_gains_orientation)
 {
 	struct state *s = open_ok();
@@ -258,7 +258,10 @@ Test(state, version_1_gains_orientation)
 
 	puts0(s, "old.jpg");
 	state_close(s);
-	raw_exec("ALTER TABLE files DROP COLUMN orientation; "
+	raw_exec("DROP INDEX files_thumb_wanted; "
+	         "ALTER TABLE files DROP COLUMN thumb; "
+	         "ALTER TABLE files DROP COLUMN thumb_error; "
+	         "ALTER TABLE files DROP COLUMN orientation; "
 	         "PRAGMA user_version = 1");
 	cr_assert_eq(query_int("SELECT count(*) FROM pragma_table_info('files')"
 	                       " WHERE name = 'orientation'"),
@@ -269,6 +272,8 @@ Test(state, version_1_gains_orientation)
 	cr_assert_eq(state_file_get(s, "old.jpg", 7, &f, &e), 1, "%s",
 	             e.message);
 	cr_assert_eq(f.orientation, 0);
+	cr_assert_null(f.thumb);
+	cr_assert_null(f.thumb_error);
 	f.orientation = 6;
 	cr_assert_eq(state_file_put(s, &f, &e), 0, "%s", e.message);
 	state_file_cleanup(&f);
@@ -276,6 +281,92 @@ Test(state, version_1_gains_orientation)
 	             e.message);
 	cr_assert_eq(f.orientation, 6);
 	state_file_cleanup(&f);
+	state_close(s);
+}
+
+/* Thumbnails: rows put wanting one are handed out in path order, past a
+ * cursor; done (a key, or a reason) they are wanted no more; a row synced
+ * again meanwhile is not marked done by the old answer; rows put without
+ * wanting one are wanted all at once when thumbnails are turned on. */
+Test(state, thumbnails_wanted_handed_out_and_done)
+{
+	struct state *s = open_ok();
+	struct state_file f, g;
+	struct err e;
+	const char *names[] = {"b.jpg", "a.jpg", "c/d.png"};
+	size_t i;
+
+	err_clear(&e);
+	memset(&f, 0, sizeof(f));
+	for (i = 0; i < 3; i++) {
+		f.path = (char *)names[i];
+		f.path_len = strlen(names[i]);
+		f.key = (char *)names[i];
+		f.thumb_wanted = 1;
+		snprintf(f.synced_at, sizeof(f.synced_at),
+		         "2026-12-04T10:00:0%zuZ", i);
+		cr_assert_eq(state_file_put(s, &f, &e), 0, "%s", e.message);
+	}
+	cr_assert_eq(state_thumb_next(s, "", 0, &g, &e), 1, "%s", e.message);
+	cr_assert_str_eq(g.path, "a.jpg");
+	cr_assert_null(g.thumb);
+	state_file_cleanup(&g);
+	cr_assert_eq(state_thumb_next(s, "a.jpg", 5, &g, &e), 1);
+	cr_assert_str_eq(g.path, "b.jpg");
+	state_file_cleanup(&g);
+	/* a.jpg done with a key; b.jpg's answer is for an older sync */
+	cr_assert_eq(state_thumb_done(s, "a.jpg", 5, "2026-12-04T10:00:01Z",
+	                              ".t/a.jpg.webp", NULL, &e),
+	             0);
+	cr_assert_eq(state_thumb_done(s, "b.jpg", 5, "2026-12-04T09:00:00Z",
+	                              ".t/b.jpg.webp", NULL, &e),
+	             0);
+	cr_assert_eq(state_thumb_done(s, "c/d.png", 7, "2026-12-04T10:00:02Z",
+	                              NULL, "cannot decode the image", &e),
+	             0);
+	cr_assert_eq(state_thumb_next(s, "", 0, &g, &e), 1);
+	cr_assert_str_eq(g.path, "b.jpg", "still wanted");
+	state_file_cleanup(&g);
+	cr_assert_eq(state_thumb_next(s, "b.jpg", 5, &g, &e), 0);
+	cr_assert_eq(state_file_get(s, "a.jpg", 5, &g, &e), 1);
+	cr_assert_str_eq(g.thumb, ".t/a.jpg.webp");
+	state_file_cleanup(&g);
+	cr_assert_eq(state_file_get(s, "c/d.png", 7, &g, &e), 1);
+	cr_assert_null(g.thumb);
+	cr_assert_str_eq(g.thumb_error, "cannot decode the image");
+	state_file_cleanup(&g);
+	/* Synced again (put): wanted again, the reason gone. */
+	f.path = "c/d.png";
+	f.path_len = 7;
+	f.key = "c/d.png";
+	cr_assert_eq(state_file_put(s, &f, &e), 0);
+	cr_assert_eq(state_file_get(s, "c/d.png", 7, &g, &e), 1);
+	cr_assert_null(g.thumb_error);
+	state_file_cleanup(&g);
+	cr_assert_eq(state_thumb_next(s, "b.jpg", 5, &g, &e), 1);
+	cr_assert_str_eq(g.path, "c/d.png");
+	state_file_cleanup(&g);
+	/* Put without wanting one, then thumbnails turned on. */
+	f.path = "e.jpg";
+	f.path_len = 5;
+	f.key = "e.jpg";
+	f.thumb_wanted = 0;
+	cr_assert_eq(state_file_put(s, &f, &e), 0);
+	cr_assert_eq(state_thumb_next(s, "d", 1, &g, &e), 0);
+	cr_assert_eq(state_thumb_done(s, "c/d.png", 7, "2026-12-04T10:00:02Z",
+	                              NULL, "cannot decode the image", &e),
+	             0);
+	cr_assert_eq(state_thumb_want_all(s, &e), 0, "%s", e.message);
+	cr_assert_eq(state_thumb_next(s, "d", 1, &g, &e), 1);
+	cr_assert_str_eq(g.path, "e.jpg");
+	state_file_cleanup(&g);
+	/* not the one that could not have one */
+	cr_assert_eq(state_thumb_next(s, "", 0, &g, &e), 1);
+	cr_assert_str_eq(g.path, "b.jpg");
+	state_file_cleanup(&g);
+	cr_assert_eq(state_thumb_next(s, "b.jpg", 5, &g, &e), 1);
+	cr_assert_str_eq(g.path, "e.jpg", "c/d.png is not wanted again");
+	state_file_cleanup(&g);
 	state_close(s);
 }
 

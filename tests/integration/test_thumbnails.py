@@ -1,0 +1,204 @@
+"""Thumbnails (issue 14): imgsyncd with thumbnails.enabled against moto
+(signatures and IAM checked), the helper it starts (thumb/, sandboxed) and
+the bucket and table read back with boto3.
+
+- every synced image gets a thumbnail under the prefix, named in its item
+  (Thumbnail); a JPEG with EXIF orientation 6 gets an upright one, and
+  its item the displayed size;
+- a corrupt image and a file that is no image fail only their thumbnail,
+  with the reason in the log; the sync and the daemon go on;
+- deleting an image deletes its thumbnail; renaming it moves it; a folder
+  named like the prefix in the watch root is never mirrored; verify counts
+  no thumbnail as an orphan;
+- a helper killed by its time limit fails that one image, and the next
+  image gets its thumbnail from a new helper;
+- rows synced while thumbnails were off get theirs when they are turned on
+  (and a restart finishes what is left: the rows say what is).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+import testbed
+from common import BIN
+from daemon import Daemon, wait_until
+from images import png
+from test_check_remote import moto_policy
+
+PREFIX = ".thumbnails/"
+
+
+class ThumbDaemon(Daemon):
+    """imgsyncd with a thumbnails section; its thumbnails are not part of
+    the mirror the base class compares."""
+
+    def __init__(self, bed, thumbs: str = "", enabled: bool = True, **kw):
+        self.thumbs = thumbs
+        self.enabled = enabled
+        super().__init__(bed, **kw)
+
+    def conf_text(self, **over) -> str:
+        return super().conf_text(**over) + (
+            f'thumbnails: {{ enabled = {"true" if self.enabled else "false"}; '
+            f'helper = "{BIN / "imgsync-thumb"}"; {self.thumbs} }};\n')
+
+    def remote_objects(self) -> dict:
+        return {k: o for k, o in super().remote_objects().items()
+                if not k.startswith(PREFIX)}
+
+    def thumbnails(self) -> dict:
+        return {k: o for k, o in super().remote_objects().items() if k.startswith(PREFIX)}
+
+
+def make_image(path: Path, w: int, h: int, orientation: int = 0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [str(BIN / "thumbimg"), "make", str(path), str(w), str(h)]
+    if orientation:
+        args.append(str(orientation))
+    subprocess.run(args, check=True, timeout=60)
+
+
+class Thumbnails(unittest.TestCase):
+    maxDiff = None
+
+    def daemon(self, **kw) -> ThumbDaemon:
+        d = ThumbDaemon(testbed.auth_bed(), **kw)
+        self.addCleanup(d.close)
+        return d
+
+    def read_thumb(self, d: ThumbDaemon, key: str) -> tuple[str, str]:
+        """(Content-Type, 'W H quarters') of the thumbnail at key."""
+        obj = d.bed.s3().get_object(Bucket=d.bucket, Key=key)
+        with tempfile.NamedTemporaryFile(suffix=".webp") as f:
+            f.write(obj["Body"].read())
+            f.flush()
+            out = subprocess.run([str(BIN / "thumbimg"), "read", f.name], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout.strip()
+        return obj["ContentType"], out
+
+    def test_thumbnails_follow_uploads_deletes_and_renames(self):
+        d = self.daemon()
+        make_image(d.root / "o6.jpg", 400, 300, 6)
+        make_image(d.root / "a.png", 800, 600)
+        make_image(d.root / "sub/b.webp", 100, 50)
+        good = png(40, 30)
+        # A PNG's header and its end, no picture between: typed image/png,
+        # undecodable.
+        (d.root / "bad.png").write_bytes(good[:33] + good[-12:])
+        (d.root / "junk.jpg").write_bytes(b"not a picture at all\n" * 10)
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        d.wait_mirror(30)
+        items = d.remote_items()
+        thumbs = d.thumbnails()
+        self.assertEqual(sorted(thumbs), [PREFIX + "a.png.webp", PREFIX + "o6.jpg.webp",
+                                          PREFIX + "sub/b.webp.webp"])
+        it = items["o6.jpg"]
+        self.assertEqual(it["Thumbnail"]["S"], PREFIX + "o6.jpg.webp")
+        self.assertEqual((it["Width"]["N"], it["Height"]["N"], it["Orientation"]["N"]),
+                         ("300", "400", "6"))
+        # Upright: coded 400x300 with a red top-left quarter; shown turned
+        # 90 degrees clockwise, the red quarter is top-right.
+        self.assertEqual(self.read_thumb(d, PREFIX + "o6.jpg.webp"),
+                         ("image/webp", "240 320 wrww"))
+        self.assertEqual(self.read_thumb(d, PREFIX + "a.png.webp"),
+                         ("image/webp", "320 240 rwww"))
+        self.assertEqual(items["sub/b.webp"]["Thumbnail"]["S"], PREFIX + "sub/b.webp.webp")
+        # Failures: only the thumbnail, with the reason.
+        for name in ("bad.png", "junk.jpg"):
+            self.assertIn(name, items)
+            self.assertNotIn("Thumbnail", items[name], name)
+        log = d.log()
+        self.assertRegex(log, r"bad\.png: no thumbnail: cannot decode the image")
+        self.assertIn("junk.jpg: no thumbnail: not an image", log)
+
+        d.start()
+        wait_until(lambda: "watching" in d.log(), 30, what="start-up")
+        # Delete: item, object and thumbnail. Rename: the thumbnail moves.
+        (d.root / "a.png").unlink()
+        os.rename(d.root / "sub/b.webp", d.root / "sub/c.webp")
+        # A folder named like the prefix is not mirrored.
+        (d.root / ".thumbnails").mkdir()
+        (d.root / ".thumbnails/x.png").write_bytes(good)
+        d.wait_mirror(60, local={k: v for k, v in d.local().items()
+                                 if not k.startswith(PREFIX)})
+        wait_until(lambda: sorted(d.thumbnails()) == [PREFIX + "o6.jpg.webp",
+                                                      PREFIX + "sub/c.webp.webp"],
+                   60, what=f"the thumbnails to follow: {sorted(d.thumbnails())}")
+        wait_until(lambda: "Thumbnail" in d.remote_items().get("sub/c.webp", {}), 30,
+                   what="the renamed item's Thumbnail")
+        self.assertEqual(d.remote_items()["sub/c.webp"]["Thumbnail"]["S"],
+                         PREFIX + "sub/c.webp.webp")
+        self.assertNotIn(PREFIX + "x.png", d.remote_items())
+        # Counted since the start: the renamed image's new thumbnail.
+        metrics = subprocess.run(["curl", "-sS", "--max-time", "20", "--unix-socket",
+                                  str(d.dir / "imgsync.sock"), "http://localhost/metrics"],
+                                 capture_output=True, text=True, timeout=30).stdout
+        self.assertIn('imgsync_thumbnails_total{result="made"} 1\n', metrics)
+        self.assertIn('imgsync_thumbnails_total{result="failed"} 0\n', metrics)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        # verify: the thumbnails are no orphans (the local .thumbnails/
+        # folder is not mirrored, so not missing either).
+        p = subprocess.run([str(BIN / "imgsyncd"), "-c", str(d.conf), "--verify"],
+                           capture_output=True, text=True, timeout=300, env=d.env())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr[-2000:])
+        self.assertIn("\n0 differences\n", p.stdout)
+
+    def test_the_packaged_iam_policy_is_enough(self):
+        # A user with exactly packaging/iam-policy.json's actions.
+        bed = testbed.auth_bed()
+        bucket = bed.bucket()
+        creds = bed.user(moto_policy(bucket))
+        d = ThumbDaemon(bed, creds=creds, bucket=bucket)
+        self.addCleanup(d.close)
+        make_image(d.root / "p.png", 90, 60)
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertEqual(d.remote_items()["p.png"]["Thumbnail"]["S"], PREFIX + "p.png.webp")
+        self.assertIn(PREFIX + "p.png.webp", d.thumbnails())
+        # Without UpdateItem the item cannot name it: said, retried later.
+        bucket = bed.bucket()
+        d = ThumbDaemon(bed, creds=bed.user(moto_policy(bucket, "dynamodb:UpdateItem")),
+                        bucket=bucket)
+        self.addCleanup(d.close)
+        make_image(d.root / "q.png", 90, 60)
+        d.start()
+        wait_until(lambda: "q.png: thumbnail not stored yet (UpdateItem" in d.log(), 60,
+                   what="the refusal in the log")
+        self.assertNotIn("Thumbnail", d.remote_items()["q.png"])
+
+    def test_a_helper_past_its_time_fails_one_thumbnail_only(self):
+        d = self.daemon(thumbs="timeout_ms = 100;")
+        # Interlaced: libpng must decode all 6000x6000 first, well past
+        # 100 ms; then a small one, which a new helper makes.
+        make_image(Path(str(d.root / "big.png") + "[interlace]"), 6000, 6000)
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertIn("big.png: no thumbnail: the thumbnail helper took longer than its "
+                      "100 ms", d.log())
+        make_image(d.root / "small.png", 64, 64)
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        items = d.remote_items()
+        self.assertNotIn("Thumbnail", items["big.png"])
+        self.assertEqual(items["small.png"]["Thumbnail"]["S"], PREFIX + "small.png.webp")
+
+    def test_turned_on_later_the_synced_images_get_theirs(self):
+        d = self.daemon(enabled=False)
+        for i in range(5):
+            make_image(d.root / f"p{i}.png", 50 + i, 40)
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertEqual(d.thumbnails(), {})
+        self.assertNotIn("Thumbnail", d.remote_items()["p0.png"])
+        d.enabled = True
+        d.write_conf()
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertEqual(len(d.thumbnails()), 5)
+        items = d.remote_items()
+        for i in range(5):
+            self.assertEqual(items[f"p{i}.png"]["Thumbnail"]["S"], f"{PREFIX}p{i}.png.webp")
+
+
+if __name__ == "__main__":
+    unittest.main()
