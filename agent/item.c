@@ -257,6 +257,7 @@ item_read(const json_t *item, struct item_view *v)
 	n = item_get(item, ITEM_HEIGHT, "N");
 	if (n != NULL)
 		v->height = (unsigned)strtoll(n, NULL, 10);
+	v->thumbnail = item_get(item, ITEM_THUMBNAIL, "S");
 	n = item_get(item, ITEM_ORIENTATION, "N");
 	if (n != NULL)
 		v->orientation = (unsigned)strtoll(n, NULL, 10);

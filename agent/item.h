@@ -107,7 +107,8 @@ struct item_view {
 	uint64_t size;
 	int has_size; /* a Size was there (a 0 may be a missing one) */
 	unsigned width, height;
-	unsigned orientation; /* 0: none */
+	unsigned orientation;  /* 0: none */
+	const char *thumbnail; /* its Thumbnail, or NULL */
 };
 
 /* 0, or -1 when item is not an object with a FileName. */

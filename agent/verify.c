@@ -171,6 +171,9 @@ verify_start(const struct verify_deps *deps, const struct verify_opts *opts,
 	v->prefix = buf_steal(&p);
 	/* A prefix outside s3.prefix has no files: a path prefix that matches
 	 * none. */
+	v->thumbs_listed =
+	    v->thumb_prefix != NULL && v->prefix != NULL &&
+	    strncmp(v->thumb_prefix, v->prefix, strlen(v->prefix)) == 0;
 	if (v->prefix != NULL)
 		v->fileprefix = strdup(strncmp(v->prefix, sp, strlen(sp)) == 0
 		                           ? v->prefix + strlen(sp)

@@ -61,7 +61,8 @@ verify_collect_open(struct verify *v, const char *state_path)
 	               " etag TEXT);"
 	               "CREATE TABLE item (key TEXT PRIMARY KEY, size INTEGER,"
 	               " sha TEXT, etag TEXT, type TEXT, width INTEGER,"
-	               " height INTEGER, orientation INTEGER);"
+	               " height INTEGER, orientation INTEGER, thumb TEXT);"
+	               "CREATE TABLE thumb (key TEXT PRIMARY KEY);"
 	               "CREATE TABLE loc (key TEXT PRIMARY KEY, path BLOB,"
 	               " size INTEGER, sha TEXT, row INTEGER, failed INTEGER,"
 	               " present INTEGER);");
@@ -145,11 +146,15 @@ on_list(const struct s3_result *r, const struct err *e, void *arg)
 		return;
 	}
 	for (i = 0; i < r->nobjects; i++) {
-		/* Thumbnails are no images of the folder: never orphans. */
+		/* Thumbnails are no images of the folder: their own table. */
 		if (v->thumb_prefix != NULL &&
 		    strncmp(r->objects[i].key, v->thumb_prefix,
-		            strlen(v->thumb_prefix)) == 0)
+		            strlen(v->thumb_prefix)) == 0) {
+			if (db_run(v, "INSERT OR REPLACE INTO thumb VALUES (?)",
+			           "t", r->objects[i].key) == -1)
+				break;
 			continue;
+		}
 		if (db_run(v, "INSERT OR REPLACE INTO obj VALUES (?, ?, ?)",
 		           "tit", r->objects[i].key,
 		           (long long)r->objects[i].size,
@@ -194,11 +199,12 @@ on_scan(json_t *resp, const struct err *e, void *arg)
 			continue;
 		rc = db_run(v,
 		            "INSERT OR REPLACE INTO item VALUES "
-		            "(?, ?, ?, ?, ?, ?, ?, ?)",
-		            "titttiii", iv.key,
+		            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		            "titttiiit", iv.key,
 		            iv.has_size ? (long long)iv.size : -1LL, iv.sha256,
 		            iv.etag, iv.type, (long long)iv.width,
-		            (long long)iv.height, (long long)iv.orientation);
+		            (long long)iv.height, (long long)iv.orientation,
+		            iv.thumbnail);
 		if (rc == -1)
 			break;
 		v->nitems++;

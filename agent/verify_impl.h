@@ -41,7 +41,9 @@ enum verify_kind {
 	K_DISAGREE,
 	K_UNSYNCED,
 	K_FAILED,
-	K_CHECKSUM, /* counted by verify_checksum.c, not by a query */
+	K_CHECKSUM,      /* counted by verify_checksum.c, not by a query */
+	K_THUMB_MISSING, /* thumbnails on, and listed: named, not there */
+	K_ORPHAN_THUMB,  /* ... there, named by no item */
 	K_NKINDS
 };
 
@@ -49,6 +51,7 @@ struct verify {
 	struct verify_deps d; /* d.cfg is NULL: a reload may free it */
 	char *s3prefix, *table, *summary_key; /* copied from the config */
 	char *thumb_prefix; /* thumbnails on: objects under it are theirs */
+	int thumbs_listed;  /* ... and the listing covers them: compared */
 	int max_delete;
 	char *prefix;     /* the FileName prefix */
 	char *fileprefix; /* the same, less s3.prefix: a path prefix */

@@ -49,6 +49,16 @@ static const struct {
     {"failed",
      "SELECT l.key, l.path FROM loc l WHERE l.failed = 1 ORDER BY l.key"},
     {"checksum_mismatch", NULL},
+    /* Only when thumbnails are on and the listing covered them. Missing:
+     * repaired by uploading the image again (its thumbnail is made
+     * anew). */
+    {"thumbs_missing",
+     "SELECT i.key, l.path FROM item i JOIN loc l ON l.key = i.key "
+     "LEFT JOIN thumb t ON t.key = i.thumb WHERE i.thumb IS NOT NULL AND "
+     "t.key IS NULL AND l.present = 1 ORDER BY i.key"},
+    {"orphan_thumbs",
+     "SELECT t.key, NULL FROM thumb t LEFT JOIN item i ON i.thumb = t.key "
+     "WHERE i.key IS NULL ORDER BY t.key"},
 };
 
 const char *
@@ -71,7 +81,9 @@ verify_repair_compare(struct verify *v)
 	int k, rc, n;
 
 	for (k = 0; k < K_NKINDS; k++) {
-		if (kinds[k].sql == NULL)
+		if (kinds[k].sql == NULL ||
+		    ((k == K_THUMB_MISSING || k == K_ORPHAN_THUMB) &&
+		     !v->thumbs_listed))
 			continue;
 		if (sqlite3_prepare_v2(v->db, kinds[k].sql, -1, &st, NULL) !=
 		    SQLITE_OK) {
@@ -285,7 +297,7 @@ verify_repair_delete_step(struct verify *v)
 static const char *
 verify_orphan_sql(struct verify *v)
 {
-	long objs = v->counts[K_ORPHAN_OBJ];
+	long objs = v->counts[K_ORPHAN_OBJ] + v->counts[K_ORPHAN_THUMB];
 	int max = v->max_delete;
 
 	if (v->delete_orphans && max > 0 && objs > max) {
@@ -299,6 +311,8 @@ verify_orphan_sql(struct verify *v)
 	if (v->delete_orphans)
 		return "SELECT o.key, 1 FROM obj o LEFT JOIN loc l ON l.key = "
 		       "o.key WHERE l.key IS NULL UNION ALL "
+		       "SELECT t.key, 1 FROM thumb t LEFT JOIN item i ON "
+		       "i.thumb = t.key WHERE i.key IS NULL UNION ALL "
 		       "SELECT i.key, 0 FROM item i LEFT JOIN loc l ON l.key = "
 		       "i.key WHERE l.key IS NULL";
 	return "SELECT i.key, 0 FROM item i LEFT JOIN loc l ON l.key = i.key "

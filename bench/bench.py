@@ -57,6 +57,18 @@ Modes (issue 13), each one command; all take --server and --link:
       watch.settle_ms in this tree's lib/config.c (a --bin from another
       tree may differ: pass --settle-ms to be sure).
 
+  bench/run --thumbnails [--server emulators]
+      Issue 14: the burst (--files, --folders, --size) of real JPEGs that
+      libvips decodes (one 640x480 picture made with tests/tools/thumbimg,
+      a comment segment making each file different and --size long),
+      synced by imgsyncd twice on the same servers, alternating: without
+      thumbnails, then with (thumbnails.enabled, the helper next to
+      --bin), then both again. Per run: the time until every file is an
+      object and an item, and with thumbnails the time until every row has
+      its thumbnail too; imgsyncd's CPU (the helper's is its own process)
+      and peak RSS. The sync's rate with thumbnails over without is the
+      number: thumbnails follow the sync, they must not slow it.
+
 Everything started here is stopped by pid and the namespace (with its veth
 pair and qdiscs) is deleted at the end, on failure, on SIGTERM/SIGHUP and at
 exit. Traffic goes only to 127.0.0.1 and to the namespace's address.
@@ -123,7 +135,7 @@ class Daemon:
     def __init__(self, binary: Path, work: Path, s3_endpoint: str, ddb_endpoint: str,
                  bucket: str, table: str, keys: tuple[str, str],
                  settle_ms: int | None = None, root: Path | None = None,
-                 concurrency: int | None = None):
+                 concurrency: int | None = None, extra_conf: str = ""):
         """root: a folder that is there already (its files found by the
         start-up scan); else work/watch, made empty."""
         self.work = work
@@ -144,6 +156,7 @@ state: {{ path = "{self.state}"; }};
 control: {{ socket = "{work}/s.sock"; trash = "{work}/trash"; }};
 log: {{ level = "info"; }};
 {conc}
+{extra_conf}
 """)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -185,6 +198,18 @@ log: {{ level = "info"; }};
                 break
             time.sleep(interval)
         return done
+
+    def thumbs_left(self) -> int:
+        """Synced rows still waiting for their thumbnail."""
+        try:
+            db = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=1)
+            try:
+                return db.execute("SELECT count(*) FROM files WHERE thumb = '' "
+                                  "AND status = 'synced'").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return -1
 
     def cpu(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -520,6 +545,97 @@ def progress(msg: str) -> None:
     print(f"bench: {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
+def make_real_tree(dst: Path, n: int, folders: int, size: int, thumbimg: Path) -> None:
+    """n decodable JPEGs: one 640x480 picture, each file with its own
+    comment segment (COM), padded to about size bytes."""
+    base = dst.parent / "base.jpg"
+    subprocess.run([str(thumbimg), "make", str(base), "640", "480"], check=True, timeout=60)
+    pic = base.read_bytes()
+    assert pic[:2] == b"\xff\xd8"
+    for i in range(n):
+        d = dst / f"folder{i % folders:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        body = (b"imgsync bench %d " % i).ljust(max(16, min(65000, size - len(pic))), b".")
+        com = b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body
+        (d / f"img{i:05d}.jpg").write_bytes(pic[:2] + com + pic[2:])
+
+
+def bench_thumbnails_run(t: "Target", src: Path, work: Path, n: int, binary: Path,
+                         thumbs: bool) -> dict:
+    bucket, table = t.s3.bucket(), t.ddb.table()
+    extra = (f'thumbnails: {{ enabled = true; helper = "{binary.parent / "imgsync-thumb"}"; }};'
+             if thumbs else "")
+    d = Daemon(binary, work, t.s3_endpoint, t.ddb_endpoint, bucket, table, t.s3.admin,
+               extra_conf=extra)
+    try:
+        t0 = time.monotonic()
+        os.rename(src, d.root / src.name)
+        done = d.wait_synced(n, 600)
+        wall = time.monotonic() - t0
+        cpu_sync = d.cpu()
+        thumbs_wall = None
+        if thumbs:
+            deadline = time.monotonic() + 900
+            while d.thumbs_left() != 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            thumbs_wall = time.monotonic() - t0
+        cpu, rss = d.cpu(), d.hwm_kb()
+        failures = len(re.findall(r"no thumbnail", d.log_path.read_text(errors="replace")))
+    finally:
+        d.stop()
+        if (d.root / src.name).exists():
+            os.rename(d.root / src.name, src)
+    if done < n:
+        raise RuntimeError(f"imgsyncd synced {done} of {n}")
+    out = {"wall": wall, "cpu_sync": cpu_sync, "cpu": cpu, "rss_kb": rss,
+           "thumbs_wall": thumbs_wall, "thumb_failures": failures}
+    if thumbs:
+        keys = sum(pg.get("KeyCount", 0) for pg in t.s3.s3().get_paginator(
+            "list_objects_v2").paginate(Bucket=bucket, Prefix=".thumbnails/"))
+        out["thumbnails"] = keys
+    return out
+
+
+def mode_thumbnails(t: Target, work: Path, args) -> list[str]:
+    src = work / "images"
+    # A build with its tests has the tool and the helper beside imgsyncd.
+    thumbimg = Path(args.bin).resolve().parent / "thumbimg"
+    for need in (thumbimg, Path(args.bin).resolve().parent / "imgsync-thumb"):
+        if not need.exists():
+            raise SystemExit(f"bench: {need} is missing (--thumbnails needs a build with "
+                             "IMGSYNC_TESTS=ON: tests/tools/thumbimg and thumb/)")
+    make_real_tree(src, args.files, args.folders, args.size, thumbimg)
+    size = sum(f.stat().st_size for f in src.rglob("*.jpg")) / args.files
+    runs = []
+    for i, thumbs in enumerate((False, True, False, True)):
+        w = work / f"run{i}"
+        w.mkdir()
+        print(f"bench: {time.strftime('%H:%M:%S')} imgsyncd, thumbnails "
+              f"{'on' if thumbs else 'off'}", file=sys.stderr, flush=True)
+        r = bench_thumbnails_run(t, src, w, args.files, Path(args.bin), thumbs)
+        print(json.dumps(r), file=sys.stderr)
+        runs.append((thumbs, r))
+    n = args.files
+    out = [f"{n} JPEGs (640x480, ~{size / 1000:.0f} KB) in {args.folders} folders, "
+           f"{server_desc(args)}; {machine_desc()}\n",
+           "| run | thumbnails | synced (object + item) s | files/s | all thumbnails s | "
+           "thumbnails in the bucket | imgsyncd CPU s (at synced / at the end) | "
+           "peak RSS MB |",
+           "|---|---|---|---|---|---|---|---|"]
+    for i, (thumbs, r) in enumerate(runs):
+        out.append(f"| {i + 1} | {'on' if thumbs else 'off'} | {r['wall']:.2f} | "
+                   f"{n / r['wall']:.0f} | "
+                   f"{r['thumbs_wall']:.2f} | {r['thumbnails']} |" if thumbs else
+                   f"| {i + 1} | off | {r['wall']:.2f} | {n / r['wall']:.0f} | - | - |")
+        out[-1] += f" {r['cpu_sync']:.2f} / {r['cpu']:.2f} | {r['rss_kb'] / 1024:.1f} |"
+    off = [r["wall"] for th, r in runs if not th]
+    on = [r["wall"] for th, r in runs if th]
+    out.append("")
+    out.append(f"- sync rate with thumbnails / without: "
+               f"{(sum(off) / len(off)) / (sum(on) / len(on)):.2f} (target: about 1)")
+    return out
+
+
 def mode_burst(t: Target, work: Path, args) -> list[str]:
     src = work / "images"
     make_tree(src, args.files, args.folders, args.size)
@@ -849,6 +965,8 @@ def main() -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--bigfile", type=parse_size, metavar="SIZE",
                       help="big-file mode: one file of SIZE (e.g. 1GiB)")
+    mode.add_argument("--thumbnails", action="store_true",
+                      help="thumbnails mode: the burst of real JPEGs, thumbnails off and on")
     mode.add_argument("--latency", type=int, metavar="N",
                       help="latency mode: N files one at a time, close -> item readable")
     ap.add_argument("--settle-ms", type=int,
@@ -882,6 +1000,8 @@ def main() -> int:
                 out += mode_bigfile(t, work, args)
             elif args.latency:
                 out += mode_latency(t, work, args)
+            elif args.thumbnails:
+                out += mode_thumbnails(t, work, args)
             else:
                 out += mode_burst(t, work, args)
     print("\n".join(out))

@@ -19,6 +19,7 @@ the bucket and table read back with boto3.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -143,10 +144,19 @@ class Thumbnails(unittest.TestCase):
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         # verify: the thumbnails are no orphans (the local .thumbnails/
         # folder is not mirrored, so not missing either).
-        p = subprocess.run([str(BIN / "imgsyncd"), "-c", str(d.conf), "--verify"],
-                           capture_output=True, text=True, timeout=300, env=d.env())
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr[-2000:])
-        self.assertIn("\n0 differences\n", p.stdout)
+        self.assertEqual(self.verify(d), (0, {}))
+        # verify checks them: one gone behind the daemon's back, one that
+        # no item names; --repair --delete-orphans mends both.
+        s3 = d.bed.s3()
+        s3.delete_object(Bucket=d.bucket, Key=PREFIX + "o6.jpg.webp")
+        s3.put_object(Bucket=d.bucket, Key=PREFIX + "ghost.png.webp", Body=b"RIFF")
+        rc, kinds = self.verify(d)
+        self.assertEqual((rc, kinds), (1, {"thumbs_missing": 1, "orphan_thumbs": 1}))
+        rc, kinds = self.verify(d, "--repair", "--delete-orphans")
+        self.assertEqual(rc, 1)  # what it found; repaired meanwhile
+        self.assertEqual(sorted(d.thumbnails()), [PREFIX + "o6.jpg.webp",
+                                                  PREFIX + "sub/c.webp.webp"])
+        self.assertEqual(self.verify(d), (0, {}))
 
     def test_the_packaged_iam_policy_is_enough(self):
         # A user with exactly packaging/iam-policy.json's actions.
@@ -169,6 +179,15 @@ class Thumbnails(unittest.TestCase):
         wait_until(lambda: "q.png: thumbnail not stored yet (UpdateItem" in d.log(), 60,
                    what="the refusal in the log")
         self.assertNotIn("Thumbnail", d.remote_items()["q.png"])
+
+    def verify(self, d: ThumbDaemon, *args: str) -> tuple[int, dict]:
+        """imgsyncd --verify: its exit status and the kinds it counted."""
+        p = subprocess.run([str(BIN / "imgsyncd"), "-c", str(d.conf), "--verify", *args],
+                           capture_output=True, text=True, timeout=300, env=d.env())
+        kinds = {m[0]: int(m[1]) for m in re.findall(r"^([a-z_]+) +(\d+)$", p.stdout, re.M)
+                 if int(m[1]) > 0}
+        self.assertIn(p.returncode, (0, 1), p.stdout + p.stderr[-2000:])
+        return p.returncode, kinds
 
     def test_a_helper_past_its_time_fails_one_thumbnail_only(self):
         d = self.daemon(thumbs="timeout_ms = 100;")
