@@ -6,6 +6,7 @@
  * nor dies within its time limit and a grace second is killed.
  */
 #include "thumb_client.h"
+#include "child.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -14,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +22,6 @@
 
 #define THUMB_GRACE_MS 1000
 #define THUMB_REAP_MS 20
-
-extern char **environ;
 
 struct thumb_client {
 	struct loop *loop;
@@ -214,8 +212,6 @@ static int
 thumb_start(struct thumb_client *c, struct err *e)
 {
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
 	char mem[16], tmo[16];
 	char *argv[] = {c->helper,      "--memory-mb", mem,
 	                "--timeout-ms", tmo,           NULL};
@@ -231,21 +227,7 @@ thumb_start(struct thumb_client *c, struct err *e)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	/* Not the daemon's signal state (see creds_process.c). */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGALRM);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-	                                    POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, c->helper, &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
+	rc = child_spawn(&pid, c->helper, 0, &fa, argv);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sv[1]);
 	if (rc != 0) {

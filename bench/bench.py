@@ -173,20 +173,24 @@ log: {{ level = "info"; }};
                                    + self.log_path.read_text(errors="replace")[-2000:])
             time.sleep(0.05)
 
-    def synced(self, key: str | None = None) -> int:
-        """Rows marked synced (all, or the one with S3 key ``key``)."""
+    def count(self, sql: str, args=(), failed: int = 0) -> int:
+        """A count(*) from the state database, read-only; failed when it
+        cannot be read (yet)."""
         try:
             db = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=1)
             try:
-                if key is None:
-                    return db.execute("SELECT count(*) FROM files WHERE status='synced'"
-                                      ).fetchone()[0]
-                return db.execute("SELECT count(*) FROM files WHERE status='synced' "
-                                  "AND key=?", (key,)).fetchone()[0]
+                return db.execute(sql, args).fetchone()[0]
             finally:
                 db.close()
         except sqlite3.Error:
-            return 0
+            return failed
+
+    def synced(self, key: str | None = None) -> int:
+        """Rows marked synced (all, or the one with S3 key ``key``)."""
+        if key is None:
+            return self.count("SELECT count(*) FROM files WHERE status='synced'")
+        return self.count("SELECT count(*) FROM files WHERE status='synced' AND key=?",
+                          (key,))
 
     def wait_synced(self, n: int, timeout: float, key: str | None = None,
                     interval: float = 0.02) -> int:
@@ -201,15 +205,14 @@ log: {{ level = "info"; }};
 
     def thumbs_left(self) -> int:
         """Synced rows still waiting for their thumbnail."""
-        try:
-            db = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=1)
-            try:
-                return db.execute("SELECT count(*) FROM files WHERE thumb = '' "
-                                  "AND status = 'synced'").fetchone()[0]
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return -1
+        return self.count("SELECT count(*) FROM files WHERE thumb = '' AND "
+                          "status = 'synced'", failed=-1)
+
+    def stop_and_give_back(self, src: Path) -> None:
+        """Stops imgsyncd and moves the dropped tree back to src."""
+        self.stop()
+        if (self.root / src.name).exists():
+            os.rename(self.root / src.name, src)
 
     def cpu(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -257,9 +260,7 @@ def bench_imgsyncd(t: "Target", src: Path, work: Path, n: int, binary: Path,
             tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
             tracer.wait(30)
     finally:
-        d.stop()
-        if (d.root / src.name).exists():
-            os.rename(d.root / src.name, src)
+        d.stop_and_give_back(src)
     if done < n:
         raise RuntimeError(f"imgsyncd synced {done} of {n}")
     # verify with boto3, not our own client
@@ -582,9 +583,7 @@ def bench_thumbnails_run(t: "Target", src: Path, work: Path, n: int, binary: Pat
         cpu, rss = d.cpu(), d.hwm_kb()
         failures = len(re.findall(r"no thumbnail", d.log_path.read_text(errors="replace")))
     finally:
-        d.stop()
-        if (d.root / src.name).exists():
-            os.rename(d.root / src.name, src)
+        d.stop_and_give_back(src)
     if done < n:
         raise RuntimeError(f"imgsyncd synced {done} of {n}")
     out = {"wall": wall, "cpu_sync": cpu_sync, "cpu": cpu, "rss_kb": rss,

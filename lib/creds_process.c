@@ -14,6 +14,7 @@
  * arguments, which may hold a secret.
  */
 #include "creds_impl.h"
+#include "child.h"
 
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -22,7 +23,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +32,6 @@
 #define CREDS_PROC_MAX_ERR 512
 #define CREDS_PROC_MAX_ARGS 64
 #define CREDS_PROC_REAP_MS 20
-
-extern char **environ;
 
 /* Splits cmd into argv (at most CREDS_PROC_MAX_ARGS words) in store. */
 static int
@@ -352,8 +350,6 @@ creds_process_spawn(struct creds_provider *p, char **argv, int out[2],
                     int errp[2], struct err *e)
 {
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
 	pid_t pid;
 	int rc;
 
@@ -361,21 +357,7 @@ creds_process_spawn(struct creds_provider *p, char **argv, int out[2],
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	/* Not the daemon's signal state: it blocks SIGTERM, SIGINT and
-	 * SIGHUP (for its signalfd) and ignores SIGPIPE. */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGHUP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-	                                    POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
+	rc = child_spawn(&pid, argv[0], 1, &fa, argv);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
 		err_set(e, ERR_CREDS,
