@@ -38,6 +38,7 @@ struct sync_thumbs {
 	int again;         /* touched during the pass: one more */
 	int deferred;      /* a row was being synced: a pass soon */
 	int failed;        /* a store failed: a pass later */
+	int helper_down;   /* the helper could not be asked: said once */
 	struct state_file row;
 	int fd;
 	void *data; /* the thumbnail, while it is stored */
@@ -56,6 +57,11 @@ sync_thumbs_new(struct sync *s, const struct config *cfg, struct err *e)
 
 	if (!c->enabled)
 		return 0;
+	if (access(c->helper, X_OK) == -1) {
+		err_set(e, ERR_INVALID, "thumbnails.helper %s: %s", c->helper,
+		        strerror(errno));
+		return -1;
+	}
 	t = calloc(1, sizeof(*t));
 	if (t == NULL) {
 		err_sys(e, "thumbnails: calloc");
@@ -246,9 +252,25 @@ thumbs_on_object(const struct s3_result *res, const struct err *e, void *arg)
 		thumbs_later(s, "UpdateItem", &ie);
 }
 
+/* The helper cannot be asked or cannot start: not this image's fault; it
+ * keeps wanting one, and the pass stops until later (said once). */
+static void
+thumbs_helper_down(struct sync *s, const char *why)
+{
+	struct sync_thumbs *t = s->thumbs;
+
+	if (!t->helper_down)
+		log_warnx("thumbnails: %s; trying again in %d s", why,
+		          THUMB_RETRY_MS / 1000);
+	t->helper_down = 1;
+	t->again = t->deferred = t->failed = 0;
+	buf_reset(&t->cursor);
+	thumbs_next(s, THUMB_RETRY_MS);
+}
+
 static void
 thumbs_on_made(const void *data, size_t len, unsigned width, unsigned height,
-               const char *why, void *arg)
+               const char *why, int helper_fault, void *arg)
 {
 	struct sync *s = arg;
 	struct sync_thumbs *t = s->thumbs;
@@ -261,6 +283,11 @@ thumbs_on_made(const void *data, size_t len, unsigned width, unsigned height,
 		thumbs_next(s, -1);
 		return;
 	}
+	if (data == NULL && helper_fault) {
+		thumbs_helper_down(s, why);
+		return;
+	}
+	t->helper_down = 0;
 	if (data == NULL) {
 		thumbs_done(s, NULL, why);
 		return;
@@ -359,7 +386,7 @@ thumbs_on_timer(void *arg)
 		return;
 	}
 	if (thumb_client_ask(t->client, t->fd, thumbs_on_made, s, &e) == -1)
-		thumbs_done(s, NULL, e.message);
+		thumbs_helper_down(s, e.message);
 }
 
 /* --- deletes and renames ------------------------------------------------- */

@@ -92,14 +92,14 @@ thumb_why_ended(const struct thumb_client *c, int status, char *why, size_t len)
 
 /* Calls back the request in flight (if any) with why. */
 static void
-thumb_fail(struct thumb_client *c, const char *why)
+thumb_fail(struct thumb_client *c, const char *why, int helper_fault)
 {
 	thumb_done_cb cb = c->cb;
 
 	loop_timer_set(c->deadline, -1);
 	c->cb = NULL;
 	if (cb != NULL)
-		cb(NULL, 0, 0, 0, why, c->arg);
+		cb(NULL, 0, 0, 0, why, helper_fault, c->arg);
 }
 
 /* The socket is closed; the helper is reaped by the timer. */
@@ -141,7 +141,9 @@ thumb_on_reap(void *arg)
 		snprintf(why, sizeof(why), "the thumbnail helper ended");
 	else
 		thumb_why_ended(c, status, why, sizeof(why));
-	thumb_fail(c, why);
+	/* It exits non-zero only when it cannot start; an image ends it
+	 * by a signal (its time limit, a crash). */
+	thumb_fail(c, why, r > 0 && WIFEXITED(status) && WEXITSTATUS(status));
 }
 
 static void
@@ -196,13 +198,13 @@ thumb_on_answer(int fd, uint32_t events, void *arg)
 
 		c->cb = NULL;
 		if (a.status == THUMB_OK) {
-			cb(msg + sizeof(a), a.len, a.width, a.height, NULL,
+			cb(msg + sizeof(a), a.len, a.width, a.height, NULL, 0,
 			   c->arg);
 		} else {
 			snprintf(why, sizeof(why), "%s",
 			         a.reason[0] != '\0' ? a.reason
 			                             : "the helper made none");
-			cb(NULL, 0, 0, 0, why, c->arg);
+			cb(NULL, 0, 0, 0, why, 0, c->arg);
 		}
 	}
 	free(msg);
@@ -329,7 +331,7 @@ thumb_client_free(struct thumb_client *c)
 		(void)waitpid(c->dying, NULL, 0);
 	}
 	c->dying = 0;
-	thumb_fail(c, "cancelled");
+	thumb_fail(c, "cancelled", 0);
 	loop_timer_free(c->deadline);
 	loop_timer_free(c->reaper);
 	free(c->helper);

@@ -29,9 +29,12 @@ struct thumb_client_opts {
 };
 
 /* data (len bytes; width x height) on success, else data NULL and why
- * says why there is no thumbnail. Borrowed for the call. */
+ * says why there is no thumbnail: the image's fault, or (helper_fault 1)
+ * the helper's, which could not start (a bad installation, a sandbox it
+ * cannot enter): not the image's. Borrowed for the call. */
 typedef void (*thumb_done_cb)(const void *data, size_t len, unsigned width,
-                              unsigned height, const char *why, void *arg);
+                              unsigned height, const char *why,
+                              int helper_fault, void *arg);
 
 /* Copies opts; starts nothing yet. */
 struct thumb_client *thumb_client_new(struct loop *l,

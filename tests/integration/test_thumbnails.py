@@ -203,6 +203,27 @@ class Thumbnails(unittest.TestCase):
         self.assertNotIn("Thumbnail", items["big.png"])
         self.assertEqual(items["small.png"]["Thumbnail"]["S"], PREFIX + "small.png.webp")
 
+    def test_a_helper_that_cannot_start_fails_no_image(self):
+        d = self.daemon()
+        make_image(d.root / "p.png", 70, 50)
+        # Missing: refused at start, with the key.
+        d.write_conf(d.conf_text().replace(str(BIN / "imgsync-thumb"), "/nonexistent/helper"))
+        p = d.once(60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("thumbnails.helper /nonexistent/helper: No such file or directory",
+                      d.log())
+        # Starts but exits at once (as it does when it cannot enter its
+        # sandbox): the images keep wanting theirs; nothing is failed.
+        d.write_conf(d.conf_text().replace(str(BIN / "imgsync-thumb"), "/bin/false"))
+        self.assertEqual(d.once(120).returncode, 0, d.log()[-3000:])
+        self.assertIn("thumbnails: the thumbnail helper exited with status 1; trying again",
+                      d.log())
+        self.assertNotIn("no thumbnail", d.log())
+        self.assertNotIn("Thumbnail", d.remote_items()["p.png"])
+        d.write_conf()
+        self.assertEqual(d.once(120).returncode, 0, d.log()[-3000:])
+        self.assertEqual(d.remote_items()["p.png"]["Thumbnail"]["S"], PREFIX + "p.png.webp")
+
     def test_turned_on_later_the_synced_images_get_theirs(self):
         d = self.daemon(enabled=False)
         for i in range(5):
