@@ -93,6 +93,9 @@ cr_next(struct cr *c)
 		if (c->step == CR_CLOCK) {
 			cr_clock(c);
 			rc = 0;
+		} else if (c->step == CR_THUMB_HELPER) {
+			checkremote_thumb_check(c);
+			rc = 0;
 		} else if (c->step < CR_DDB_DESCRIBE) {
 			rc = checkremote_s3_start(c, cr_on_s3, &e);
 		} else {

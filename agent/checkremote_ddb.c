@@ -2,7 +2,8 @@
  * checkremote_ddb: the DynamoDB half of --check-remote. DescribeTable (the
  * key schema must be the item's, agent/item.h, and the table ACTIVE), then
  * on a probe item keyed like the probe object: a conditional PutItem as the
- * daemon writes, GetItem, Scan and DeleteItem. Starts each call with the
+ * daemon writes, GetItem, Scan, UpdateItem (with thumbnails: it names an
+ * item's thumbnail) and DeleteItem. Starts each call with the
  * run's callback and judges the answer it is handed back.
  */
 #include <jansson.h>
@@ -153,6 +154,13 @@ checkremote_ddb_answer(struct cr *c, json_t *resp, const struct err *e)
 		checkremote_report_check(c, &c->ddbt, "dynamodb:Scan", arn,
 		                         "(/getall)", e);
 		break;
+	case CR_DDB_UPDATE:
+		/* The condition failed (no probe item): permitted. */
+		if (err_classify(e) == ERRC_CONFLICT)
+			e = NULL;
+		checkremote_report_check(c, &c->ddbt, "dynamodb:UpdateItem",
+		                         arn, "(thumbnails: Thumbnail)", e);
+		break;
 	case CR_DDB_DEL:
 		c->item_left = c->item_left && e != NULL;
 		checkremote_report_check(c, &c->ddbt, "dynamodb:DeleteItem",
@@ -175,6 +183,8 @@ checkremote_ddb_action(enum cr_step step)
 		return "dynamodb:GetItem";
 	case CR_DDB_SCAN:
 		return "dynamodb:Scan";
+	case CR_DDB_UPDATE:
+		return "dynamodb:UpdateItem";
 	default:
 		return "dynamodb:DeleteItem";
 	}
@@ -187,6 +197,8 @@ checkremote_ddb_start(struct cr *c, dynamo_done_cb done, struct err *e)
 	json_t *body = NULL, *item;
 	int rc = -1;
 
+	if (c->step == CR_DDB_UPDATE && !c->cfg->thumbnails.enabled)
+		return 0;
 	if (c->ddb_stop[0] != '\0' &&
 	    !(c->step == CR_DDB_DEL && c->item_made)) {
 		checkremote_report_skip(c, checkremote_ddb_action(c->step),
@@ -221,6 +233,18 @@ checkremote_ddb_start(struct cr *c, dynamo_done_cb done, struct err *e)
 		break;
 	case CR_DDB_SCAN:
 		rc = dynamo_scan(c->ddb, table, NULL, 1, done, c, e);
+		break;
+	case CR_DDB_UPDATE:
+		body = json_pack(
+		    "{s:s,s:o,s:s,s:s,s:{s:s,s:s},s:{s:{s:s}}}", "TableName",
+		    table, "Key", item_key(c->key.data), "UpdateExpression",
+		    "SET #th = :th", "ConditionExpression",
+		    "attribute_exists(#fn)", "ExpressionAttributeNames", "#th",
+		    ITEM_THUMBNAIL, "#fn", ITEM_FILENAME,
+		    "ExpressionAttributeValues", ":th", "S", "probe");
+		rc = body != NULL
+		         ? dynamo_call(c->ddb, "UpdateItem", body, done, c, e)
+		         : -1;
 		break;
 	case CR_DDB_DEL:
 		body = item_key(c->key.data);

@@ -32,7 +32,9 @@ enum cr_step {
 	CR_DDB_PUT,
 	CR_DDB_GET,
 	CR_DDB_SCAN,
+	CR_DDB_UPDATE, /* only with thumbnails */
 	CR_DDB_DEL,
+	CR_THUMB_HELPER, /* only with thumbnails: not a call, a child */
 	CR_CLOCK,
 	CR_DONE,
 };
@@ -80,6 +82,10 @@ void checkremote_ddb_answer(struct cr *c, json_t *resp, const struct err *e);
 /* The IAM action a step's call needs, as its line names it. */
 const char *checkremote_s3_action(enum cr_step step);
 const char *checkremote_ddb_action(enum cr_step step);
+
+/* checkremote_thumb.c: the thumbnail helper enters its sandbox
+ * (imgsync-thumb --check), reported; nothing without thumbnails. */
+void checkremote_thumb_check(struct cr *c);
 
 /* checkremote_explain.c */
 int checkremote_is_s3(const struct checkremote_target *t);

@@ -29,7 +29,7 @@ import testbed
 from common import BIN
 from daemon import Daemon, wait_until
 from images import png
-from test_check_remote import moto_policy
+from test_check_remote import EX_NOPERM, moto_policy
 
 PREFIX = ".thumbnails/"
 
@@ -223,6 +223,41 @@ class Thumbnails(unittest.TestCase):
         d.write_conf()
         self.assertEqual(d.once(120).returncode, 0, d.log()[-3000:])
         self.assertEqual(d.remote_items()["p.png"]["Thumbnail"]["S"], PREFIX + "p.png.webp")
+
+    def check_remote(self, d: ThumbDaemon) -> tuple[int, str]:
+        p = subprocess.run([str(BIN / "imgsyncd"), "--check-remote", "-c", str(d.conf)],
+                           capture_output=True, text=True, timeout=120, env=d.env())
+        return p.returncode, p.stdout + p.stderr
+
+    def test_check_remote_probes_what_thumbnails_need(self):
+        bed = testbed.auth_bed()
+        bucket = bed.bucket()
+        d = ThumbDaemon(bed, creds=bed.user(moto_policy(bucket)), bucket=bucket)
+        self.addCleanup(d.close)
+        rc, out = self.check_remote(d)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^ok +dynamodb:UpdateItem ")
+        self.assertRegex(out, r"(?m)^ok +thumbnail helper +/.*imgsync-thumb .*its sandbox holds")
+        # Without thumbnails neither is probed.
+        d.enabled = False
+        d.write_conf()
+        rc, out = self.check_remote(d)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("UpdateItem", out)
+        self.assertNotIn("thumbnail helper", out)
+        # The policy without UpdateItem: named, and among the missing.
+        d = ThumbDaemon(bed, creds=bed.user(moto_policy(bucket, "dynamodb:UpdateItem")),
+                        bucket=bucket)
+        self.addCleanup(d.close)
+        rc, out = self.check_remote(d)
+        self.assertEqual(rc, EX_NOPERM, out)
+        self.assertRegex(out, r"(?m)^FAIL +dynamodb:UpdateItem .*access denied")
+        self.assertRegex(out, r"(?m)^missing IAM actions:.*dynamodb:UpdateItem")
+        # A helper that cannot work here: said, with what it said.
+        d.write_conf(d.conf_text().replace(str(BIN / "imgsync-thumb"), "/bin/false"))
+        rc, out = self.check_remote(d)
+        self.assertNotEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^FAIL +thumbnail helper +/bin/false : it cannot work here")
 
     def test_turned_on_later_the_synced_images_get_theirs(self):
         d = self.daemon(enabled=False)
