@@ -29,7 +29,6 @@ struct thumb_client {
 	char *helper;
 	int sock; /* ours; -1 when no helper runs */
 	pid_t pid;
-	unsigned starts;
 	uint32_t next_id;
 	/* the request in flight */
 	thumb_done_cb cb;
@@ -246,7 +245,6 @@ thumb_start(struct thumb_client *c, struct err *e)
 	}
 	c->sock = sv[0];
 	c->pid = pid;
-	c->starts++;
 	return 0;
 }
 
@@ -263,9 +261,15 @@ thumb_client_ask(struct thumb_client *c, int fd, thumb_done_cb cb, void *arg,
 	struct msghdr mh;
 	struct cmsghdr *cm;
 
-	if (c->cb != NULL || c->dying > 0) {
+	if (c->cb != NULL) {
 		err_set(e, ERR_INVALID, "thumbnails: the helper is busy");
 		return -1;
+	}
+	if (c->dying > 0) { /* an idle helper that ended: reaped now */
+		kill(c->dying, SIGKILL);
+		(void)waitpid(c->dying, NULL, 0);
+		c->dying = 0;
+		loop_timer_set(c->reaper, -1);
 	}
 	if (c->sock == -1 && thumb_start(c, e) == -1)
 		return -1;
@@ -298,18 +302,6 @@ thumb_client_ask(struct thumb_client *c, int fd, thumb_done_cb cb, void *arg,
 	c->id = rq.id;
 	loop_timer_set(c->deadline, (int64_t)c->o.timeout_ms + THUMB_GRACE_MS);
 	return 0;
-}
-
-int
-thumb_client_busy(const struct thumb_client *c)
-{
-	return c->cb != NULL || c->dying > 0;
-}
-
-unsigned
-thumb_client_starts(const struct thumb_client *c)
-{
-	return c->starts;
 }
 
 void

@@ -48,8 +48,5 @@ void thumb_client_free(struct thumb_client *c);
  * set when one is in flight or the helper cannot start. */
 int thumb_client_ask(struct thumb_client *c, int fd, thumb_done_cb cb,
                      void *arg, struct err *e);
-int thumb_client_busy(const struct thumb_client *c);
-/* Helpers started so far (the first, and one after each that ended). */
-unsigned thumb_client_starts(const struct thumb_client *c);
 
 #endif
