@@ -90,6 +90,14 @@ ctl_output_status(FILE *f, const json_t *st, struct err *e)
 	fputc('\n', f);
 	status_count(f, st, "unchanged", "unchanged");
 	status_count(f, st, "failed", "failed");
+	/* Only once the daemon made (or failed) a thumbnail. */
+	if (ctl_output_number(st, "thumbnails", &v)) {
+		label(f, "thumbnails");
+		fprintf(f, "%.0f", v);
+		if (ctl_output_number(st, "thumbnails_failed", &v) && v > 0)
+			fprintf(f, " (%.0f could not be made: see the log)", v);
+		fputc('\n', f);
+	}
 	label(f, "transferred");
 	fprintf(f, "%s\n",
 	        ctl_output_number(st, "bytes", &v)

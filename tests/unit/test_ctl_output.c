@@ -225,6 +225,31 @@ Test(ctl_output, status_lines)
 	       "last error:  -\n");
 }
 
+/* Thumbnails: a line once there are any, with the failures when some. */
+Test(ctl_output, status_thumbnails)
+{
+	expect(ctl_output_status,
+	       "{\"state\":\"running\",\"uptime_s\":1,\"queued\":0,"
+	       "\"in_flight\":0,\"done\":3,\"failed\":0,\"bytes\":10,"
+	       "\"rate\":0,\"thumbnails\":2,\"thumbnails_failed\":1,"
+	       "\"last_error\":null}",
+	       "state:       running\n"
+	       "version:     -\n"
+	       "uptime:      1s\n"
+	       "watch root:  -\n"
+	       "bucket:      -\n"
+	       "table:       -\n"
+	       "queued:      0\n"
+	       "in flight:   0\n"
+	       "done:        3\n"
+	       "unchanged:   -\n"
+	       "failed:      0\n"
+	       "thumbnails:  2 (1 could not be made: see the log)\n"
+	       "transferred: 10 B\n"
+	       "rate:        0.0 files/s\n"
+	       "last error:  -\n");
+}
+
 Test(ctl_output, status_while_the_scan_walks)
 {
 	/* the byte rate; while the scan walks, the queue is not what is left:
