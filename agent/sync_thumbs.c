@@ -214,17 +214,47 @@ thumbs_later(struct sync *s, const char *what, const struct err *e)
 	thumbs_next(s, 0);
 }
 
+/* The image changed or went away while its thumbnail was made: the
+ * thumbnail just stored goes (its delete may have come before it), and
+ * the row, if there is still one, is done with (a newer sync's row wants
+ * its own). */
+static void
+thumbs_on_dropped(const struct s3_result *res, const struct err *e, void *arg)
+{
+	struct sync *s = arg;
+	struct sync_thumbs *t = s->thumbs;
+	struct err se;
+	char p[256];
+
+	(void)res;
+	if (e != NULL && e->http_status != 404) {
+		thumbs_later(s, "DeleteObject", e);
+		return;
+	}
+	log_debug("%s: thumbnail dropped: the image changed or went away "
+	          "meanwhile",
+	          log_path(t->row.path, p, sizeof(p)));
+	err_clear(&se);
+	if (state_thumb_done(
+	        s->state, t->row.path, t->row.path_len, t->row.synced_at, NULL,
+	        "the image changed or went away meanwhile", &se) == -1)
+		log_warnx("state: %s", se.message);
+	thumbs_next(s, 0);
+}
+
 static void
 thumbs_on_item(json_t *resp, const struct err *e, void *arg)
 {
 	struct sync *s = arg;
 	struct sync_thumbs *t = s->thumbs;
+	struct err de;
 
 	(void)resp;
 	if (e != NULL && err_classify(e) == ERRC_CONFLICT) {
-		/* Another content's item (or none) since: its own row asks. */
-		thumbs_done(s, NULL,
-		            "the item no longer describes this content");
+		err_clear(&de);
+		if (s3_delete_object(s->s3, t->key, NULL, thumbs_on_dropped, s,
+		                     &de) == -1)
+			thumbs_later(s, "DeleteObject", &de);
 		return;
 	}
 	if (e != NULL) {

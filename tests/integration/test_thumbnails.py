@@ -259,6 +259,28 @@ class Thumbnails(unittest.TestCase):
         self.assertNotEqual(rc, 0, out)
         self.assertRegex(out, r"(?m)^FAIL +thumbnail helper +/bin/false : it cannot work here")
 
+    def test_an_image_deleted_while_its_thumbnail_is_made_leaves_none(self):
+        # The delete (item, object, thumbnail) runs while the helper works
+        # on the image (a helper that takes 3 s to start); the thumbnail
+        # stored after it must not stay behind.
+        d = self.daemon()
+        slow = d.dir / "slow-helper"
+        slow.write_text(f'#!/bin/sh\nsleep 3\nexec "{BIN / "imgsync-thumb"}" "$@"\n')
+        slow.chmod(0o755)
+        d.write_conf(d.conf_text().replace(str(BIN / "imgsync-thumb"), str(slow)))
+        d.start()
+        wait_until(lambda: "watching" in d.log(), 30, what="start-up")
+        make_image(d.dir / "p.png", 64, 64)
+        os.rename(d.dir / "p.png", d.root / "p.png")
+        wait_until(lambda: "uploaded p.png" in d.log(), 30, 0.02, what="p.png uploaded")
+        (d.root / "p.png").unlink()
+        wait_until(lambda: "deleted p.png" in d.log(), 30, 0.02, what="p.png deleted")
+        self.assertNotIn("thumbnail of p.png", d.log(), "the helper was not slow enough")
+        wait_until(lambda: "p.png: thumbnail dropped" in d.log(), 60, what="the dropped thumbnail")
+        self.assertEqual(d.thumbnails(), {})
+        self.assertEqual(d.remote_objects(), {})
+        self.assertEqual(d.remote_items(), {})
+
     def test_turned_on_later_the_synced_images_get_theirs(self):
         d = self.daemon(enabled=False)
         for i in range(5):
