@@ -220,7 +220,7 @@ thumb_start(struct thumb_client *c, struct err *e)
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		err_sys(e, "thumbnails: socketpair");
+		err_sys(e, "socketpair for the thumbnail helper");
 		return -1;
 	}
 	snprintf(mem, sizeof(mem), "%u", c->o.memory_mb);
@@ -233,8 +233,8 @@ thumb_start(struct thumb_client *c, struct err *e)
 	close(sv[1]);
 	if (rc != 0) {
 		close(sv[0]);
-		err_set(e, ERR_SYS, "thumbnails: cannot run %s: %s", c->helper,
-		        strerror(rc));
+		err_set(e, ERR_SYS, "cannot run the thumbnail helper %s: %s",
+		        c->helper, strerror(rc));
 		return -1;
 	}
 	if (loop_add_fd(c->loop, sv[0], EPOLLIN, thumb_on_answer, c, e) == -1) {
@@ -262,7 +262,7 @@ thumb_client_ask(struct thumb_client *c, int fd, thumb_done_cb cb, void *arg,
 	struct cmsghdr *cm;
 
 	if (c->cb != NULL) {
-		err_set(e, ERR_INVALID, "thumbnails: the helper is busy");
+		err_set(e, ERR_INVALID, "the thumbnail helper is busy");
 		return -1;
 	}
 	if (c->dying > 0) { /* an idle helper that ended: reaped now */
@@ -291,7 +291,7 @@ thumb_client_ask(struct thumb_client *c, int fd, thumb_done_cb cb, void *arg,
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 	if (sendmsg(c->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == -1) {
-		err_sys(e, "thumbnails: sending to the helper");
+		err_sys(e, "sending to the thumbnail helper");
 		if (c->pid > 0)
 			kill(c->pid, SIGKILL);
 		thumb_drop(c);
