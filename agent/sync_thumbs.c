@@ -42,7 +42,6 @@ struct sync_thumbs {
 	struct state_file row;
 	int fd;
 	void *data; /* the thumbnail, while it is stored */
-	size_t len;
 	char key[SYNC_MAX_KEY + 64];
 };
 
@@ -334,7 +333,6 @@ thumbs_on_made(const void *data, size_t len, unsigned width, unsigned height,
 		return;
 	}
 	memcpy(t->data, data, len);
-	t->len = len;
 	memset(&body, 0, sizeof(body));
 	body.data = t->data;
 	body.fd = -1;
@@ -345,15 +343,15 @@ thumbs_on_made(const void *data, size_t len, unsigned width, unsigned height,
 		thumbs_later(s, "PutObject", &e);
 }
 
-/* Whether the file is still the one the row describes. */
+/* Whether the file is still the one the row describes (the upload's own
+ * test: size, mtime, inode, ctime). */
 static int
 thumbs_same_file(int fd, const struct state_file *f)
 {
 	struct stat st;
 
 	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	       (uint64_t)st.st_size == f->size &&
-	       sync_mtime_ns(&st) == f->mtime_ns;
+	       sync_same_file(&st, f);
 }
 
 /* The next row that wants a thumbnail, past the cursor. */
