@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "config_impl.h"
+#include "netaddr.h"
+#include "text.h"
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -90,6 +92,46 @@ check_endpoint(const char *v)
 	if (strncmp(v, "https://", 8) == 0 && v[8] != '\0')
 		return NULL;
 	return "must be empty or a URL starting with http:// or https://";
+}
+
+static const char *
+check_abs_path_or_empty(const char *v)
+{
+	return v[0] == '\0' ? NULL : check_abs_path(v);
+}
+
+static const char *
+check_listen(const char *v)
+{
+	struct netaddr a;
+	const char *why = NULL;
+
+	if (v[0] == '\0')
+		return NULL;
+	return netaddr_parse(v, &a, &why) == 0 ? NULL : why;
+}
+
+static const char *
+check_web_url(const char *v)
+{
+	if (v[0] != '\0' && check_endpoint(v) != NULL)
+		return "must be empty or a URL starting with http:// or "
+		       "https://";
+	return strpbrk(v, "?#\"' \t<>") == NULL
+	           ? NULL
+	           : "must be a plain base URL (no query, fragment, quote "
+	             "or space)";
+}
+
+static const char *
+check_session(const char *v)
+{
+	long secs;
+
+	return text_duration_secs(v, WEB_SESSION_MAX_SECS, &secs) == 0
+	           ? NULL
+	           : "must be a duration of 1s to 30d (\"90m\", \"12h\", "
+	             "\"7d\")";
 }
 
 /* The S3 rules for buckets created since 2018 (no uppercase, no '_'). */
@@ -292,6 +334,13 @@ static const struct key keys[] = {
           "/usr/libexec/imgsync/imgsync-thumb", 0, check_abs_path),
     K_INT("thumbnails.memory_mb", thumbnails.memory_mb, 256, 16, 65536),
     K_INT("thumbnails.timeout_ms", thumbnails.timeout_ms, 20000, 100, 600000),
+    K_STR("web.listen", web.listen, "", 0, check_listen),
+    K_STR("web.url", web.url, "", 2048, check_web_url),
+    K_BOOL("web.trust_proxy", web.trust_proxy, false),
+    K_STR("web.tls_cert", web.tls_cert, "", 0, check_abs_path_or_empty),
+    K_STR("web.tls_key", web.tls_key, "", 0, check_abs_path_or_empty),
+    K_STR("web.session", web.session, "12h", 0, check_session),
+    K_INT("web.max_upload_mb", web.max_upload_mb, 100, 1, 5120),
     K_LEVEL("log.level", log.level, CONFIG_LOG_INFO),
 };
 

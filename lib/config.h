@@ -110,6 +110,20 @@ struct config_thumbnails {
 	int timeout_ms; /* per image, 100..600000, default 20000 */
 };
 
+/* web.session's longest value, in seconds (30 days). */
+#define WEB_SESSION_MAX_SECS (30L * 86400)
+
+/* The gallery: off while listen is "". */
+struct config_web {
+	char *listen;     /* "HOST:PORT" or "[V6]:PORT"; default "" (off) */
+	char *url;        /* where people reach it, for web-login's links */
+	bool trust_proxy; /* a reverse proxy in front: any bind allowed */
+	char *tls_cert;   /* PEM files: HTTPS, any bind allowed */
+	char *tls_key;
+	char *session;     /* a login's lifetime, a duration; default "12h" */
+	int max_upload_mb; /* 1..5120, default 100 */
+};
+
 struct config_log {
 	enum config_log_level level; /* default CONFIG_LOG_INFO */
 };
@@ -124,6 +138,7 @@ struct config {
 	struct config_control control;
 	struct config_summary summary;
 	struct config_thumbnails thumbnails;
+	struct config_web web;
 	struct config_log log;
 };
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config_impl.h"
+#include "netaddr.h"
 
 int
 config_check_fail(struct err *e, const struct loc *at, const char *name,
@@ -254,6 +255,34 @@ trash_check(const struct config *c, const struct keyset *ks, struct err *e)
 		    c->control.trash);
 	return 0;
 }
+/* The gallery's listener: certificate and key go in pairs, and a port
+ * other machines can reach is opened only for HTTPS or behind a proxy the
+ * operator named. */
+static int
+web_check(const struct config *c, const struct keyset *ks, struct err *e)
+{
+	const struct config_web *w = &c->web;
+	struct netaddr a;
+	const char *why;
+
+	if ((w->tls_cert[0] == '\0') != (w->tls_key[0] == '\0'))
+		return config_check_fail(
+		    e, loc_of(ks, "web.tls_key"), "web.tls_key",
+		    "web.tls_cert and web.tls_key are set together");
+	if (w->listen[0] == '\0' || netaddr_parse(w->listen, &a, &why) == -1)
+		return 0;
+	if (!netaddr_is_loopback(&a) && w->tls_cert[0] == '\0' &&
+	    !w->trust_proxy)
+		return config_check_fail(
+		    e, loc_of(ks, "web.listen"), "web.listen",
+		    "\"%s\" is reachable from other machines: set "
+		    "web.tls_cert and web.tls_key, or web.trust_proxy when a "
+		    "reverse proxy with TLS is in front (or listen on "
+		    "127.0.0.1)",
+		    w->listen);
+	return 0;
+}
+
 int
 config_check_keys(const struct config *c, const struct keyset *ks,
                   struct err *e)
@@ -267,6 +296,8 @@ config_check_keys(const struct config *c, const struct keyset *ks,
 	}
 	if (credentials_check(&c->credentials, ks, e) == -1 ||
 	    sse_check(&c->s3, ks, e) == -1)
+		return -1;
+	if (web_check(c, ks, e) == -1)
 		return -1;
 	return trash_check(c, ks, e);
 }

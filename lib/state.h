@@ -148,6 +148,35 @@ int state_files_after(struct state *s, const char *start, size_t len,
  * the watch root: every row. */
 int state_files_under(struct state *s, const char *prefix, size_t len,
                       state_file_cb cb, void *arg, struct err *e);
+/*
+ * The gallery's page of one folder: synced rows, newest (mtime) first,
+ * then by path, descending. dir is "" (the root) or ends with '/'. Without
+ * a search only the folder's own files come; with one, every file below
+ * it whose path past dir holds search (ASCII letters in any case). type,
+ * when not NULL, is the exact MIME type. The cursor is the last row of
+ * the previous page (after_path NULL: from the newest). At most limit
+ * rows go to cb.
+ */
+struct state_gallery_query {
+	const char *dir;
+	size_t dir_len;
+	const char *search;
+	const char *type;
+	int64_t after_mtime_ns;
+	const char *after_path;
+	size_t after_len;
+	unsigned limit;
+};
+int state_gallery_page(struct state *s, const struct state_gallery_query *q,
+                       state_file_cb cb, void *arg, struct err *e);
+/* The subfolders of dir ("" or ending with '/') that hold a synced file
+ * somewhere below, in path order, each as its name without dir or '/';
+ * at most max. One index seek per folder: a folder's files are stepped
+ * over, its subfolders' are not. cb: 0 next, 1 stop, -1 out of memory. */
+typedef int (*state_folder_cb)(const char *name, size_t len, void *arg);
+int state_gallery_folders(struct state *s, const char *dir, size_t dir_len,
+                          unsigned max, state_folder_cb cb, void *arg,
+                          struct err *e);
 /* Rows with status 'failed'. */
 int state_failed_each(struct state *s, state_file_cb cb, void *arg,
                       struct err *e);

@@ -9,15 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILE_COLS                                                              \
-	"path, key, size, mtime_ns, ctime_ns, inode, sha256, etag, type, "     \
-	"width, height, synced_at, status, error, failed_at, attempts, "       \
-	"orientation, thumb, thumb_error"
-
 static const struct state_sql file_get = {
-    ST_FILE_GET, "SELECT " FILE_COLS " FROM files WHERE path = ?1"};
+    ST_FILE_GET, "SELECT " STATE_FILE_COLS " FROM files WHERE path = ?1"};
 static const struct state_sql file_put = {
-    ST_FILE_PUT, "INSERT OR REPLACE INTO files (" FILE_COLS ") VALUES "
+    ST_FILE_PUT, "INSERT OR REPLACE INTO files (" STATE_FILE_COLS ") VALUES "
                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
                  "'synced', NULL, NULL, 0, ?13, "
                  "CASE WHEN ?14 THEN '' END, NULL)"};
@@ -30,21 +25,21 @@ static const struct state_sql file_fail = {
 static const struct state_sql file_delete = {
     ST_FILE_DELETE, "DELETE FROM files WHERE path = ?1"};
 static const struct state_sql files_all = {
-    ST_FILES_ALL, "SELECT " FILE_COLS " FROM files ORDER BY path"};
+    ST_FILES_ALL, "SELECT " STATE_FILE_COLS " FROM files ORDER BY path"};
 static const struct state_sql files_after = {
-    ST_FILES_AFTER, "SELECT " FILE_COLS " FROM files WHERE path > ?1 "
+    ST_FILES_AFTER, "SELECT " STATE_FILE_COLS " FROM files WHERE path > ?1 "
                     "ORDER BY path"};
 static const struct state_sql files_from = {
-    ST_FILES_FROM, "SELECT " FILE_COLS " FROM files WHERE path >= ?1 "
+    ST_FILES_FROM, "SELECT " STATE_FILE_COLS " FROM files WHERE path >= ?1 "
                    "ORDER BY path"};
 /* One range scan from prefix to prefix + "0" ('/' + 1); siblings such as
  * "a/b.jpg" for the prefix "a/b" fall inside it and are filtered. */
 static const struct state_sql files_under = {
-    ST_FILES_UNDER, "SELECT " FILE_COLS " FROM files WHERE path >= ?1 "
+    ST_FILES_UNDER, "SELECT " STATE_FILE_COLS " FROM files WHERE path >= ?1 "
                     "AND path < ?3 AND (path = ?1 OR path >= ?2) "
                     "ORDER BY path"};
 static const struct state_sql failed_all = {
-    ST_FAILED_ALL, "SELECT " FILE_COLS " FROM files "
+    ST_FAILED_ALL, "SELECT " STATE_FILE_COLS " FROM files "
                    "WHERE status = 'failed' ORDER BY path"};
 static const struct state_sql count_all = {
     ST_COUNT, "SELECT count(*) FILTER (WHERE status = 'synced'), "
@@ -54,7 +49,7 @@ static const struct state_sql count_all = {
 /* The partial index files_thumb_wanted holds only the rows that want a
  * thumbnail, in path order. */
 static const struct state_sql thumb_next = {
-    ST_THUMB_NEXT, "SELECT " FILE_COLS " FROM files WHERE thumb = '' AND "
+    ST_THUMB_NEXT, "SELECT " STATE_FILE_COLS " FROM files WHERE thumb = '' AND "
                    "status = 'synced' AND path > ?1 ORDER BY path LIMIT 1"};
 /* Only the row as it was asked for: a newer upload since wants its own. */
 static const struct state_sql thumb_done = {
@@ -82,9 +77,8 @@ state_file_cleanup(struct state_file *f)
 	f->path_len = 0;
 }
 
-/* Row in FILE_COLS order into f; -1 when out of memory. */
-static int
-file_from_row(sqlite3_stmt *st, struct state_file *f)
+int
+state_file_from_row(sqlite3_stmt *st, struct state_file *f)
 {
 	const unsigned char *status;
 
@@ -126,7 +120,7 @@ fail:
 static int
 file_get_row(sqlite3_stmt *st, void *arg)
 {
-	return file_from_row(st, arg) == -1 ? -1 : 1;
+	return state_file_from_row(st, arg) == -1 ? -1 : 1;
 }
 
 int
@@ -241,17 +235,17 @@ file_walk_row(sqlite3_stmt *st, void *arg)
 	struct state_file f;
 	int rc;
 
-	if (file_from_row(st, &f) == -1)
+	if (state_file_from_row(st, &f) == -1)
 		return -1;
 	rc = w->cb(&f, w->arg);
 	state_file_cleanup(&f);
 	return rc != 0;
 }
 
-static int
-file_walk(struct state *s, const struct state_sql *q,
-          const struct state_arg *args, size_t nargs, state_file_cb cb,
-          void *arg, struct err *e)
+int
+state_file_walk(struct state *s, const struct state_sql *q,
+                const struct state_arg *args, size_t nargs, state_file_cb cb,
+                void *arg, struct err *e)
 {
 	struct file_walk w = {cb, arg};
 
@@ -261,7 +255,7 @@ file_walk(struct state *s, const struct state_sql *q,
 int
 state_files_each(struct state *s, state_file_cb cb, void *arg, struct err *e)
 {
-	return file_walk(s, &files_all, NULL, 0, cb, arg, e);
+	return state_file_walk(s, &files_all, NULL, 0, cb, arg, e);
 }
 
 int
@@ -272,8 +266,8 @@ state_files_after(struct state *s, const char *start, size_t len, int inclusive,
 
 	if (start == NULL)
 		return state_files_each(s, cb, arg, e);
-	return file_walk(s, inclusive ? &files_from : &files_after, args,
-	                 nitems(args), cb, arg, e);
+	return state_file_walk(s, inclusive ? &files_from : &files_after, args,
+	                       nitems(args), cb, arg, e);
 }
 
 /* p + c, malloc'd (no NUL: used as a BLOB of length n + 1). */
@@ -313,8 +307,8 @@ state_files_under(struct state *s, const char *prefix, size_t len,
 		    STATE_BLOB(hi, len + 1),
 		};
 
-		ret =
-		    file_walk(s, &files_under, args, nitems(args), cb, arg, e);
+		ret = state_file_walk(s, &files_under, args, nitems(args), cb,
+		                      arg, e);
 	}
 	free(lo);
 	free(hi);
@@ -324,7 +318,7 @@ state_files_under(struct state *s, const char *prefix, size_t len,
 int
 state_failed_each(struct state *s, state_file_cb cb, void *arg, struct err *e)
 {
-	return file_walk(s, &failed_all, NULL, 0, cb, arg, e);
+	return state_file_walk(s, &failed_all, NULL, 0, cb, arg, e);
 }
 
 /* --- counts ------------------------------------------------------------ */

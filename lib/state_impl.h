@@ -11,6 +11,8 @@
  *	state_files.c	`files`: what was synced, and what failed
  *	state_intents.c	`intents`: operations in progress (invariant 3)
  *	state_meta.c	`meta`: small named values
+ *	state_gallery.c	the gallery's reads of `files`: a folder's
+ *			newest synced rows, its subfolders
  */
 #ifndef IMGSYNC_STATE_IMPL_H
 #define IMGSYNC_STATE_IMPL_H
@@ -51,6 +53,8 @@ enum state_stmt_id {
 	ST_THUMB_NEXT,
 	ST_THUMB_DONE,
 	ST_THUMB_WANT_ALL,
+	ST_GALLERY_PAGE,
+	ST_GALLERY_FOLDER,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_MAX
@@ -130,6 +134,20 @@ int state_wal_sync(struct state *s, struct err *e);
 void state_dberr(struct state *s, int rc, struct err *e);
 void state_nomem(struct state *s, struct err *e);
 int state_invalid(struct state *s, struct err *e, const char *what);
+
+/* The columns of `files` in the order state_file_from_row reads them. */
+#define STATE_FILE_COLS                                                        \
+	"path, key, size, mtime_ns, ctime_ns, inode, sha256, etag, type, "     \
+	"width, height, synced_at, status, error, failed_at, attempts, "       \
+	"orientation, thumb, thumb_error"
+
+/* state_files.c: a row of STATE_FILE_COLS into f (-1: out of memory);
+ * a query's rows, each as a struct state_file, to cb (as
+ * state_files_each). */
+int state_file_from_row(sqlite3_stmt *st, struct state_file *f);
+int state_file_walk(struct state *s, const struct state_sql *q,
+                    const struct state_arg *args, size_t nargs,
+                    state_file_cb cb, void *arg, struct err *e);
 
 /* Now, in ISO-8601 UTC with milliseconds: 2026-11-21T10:00:00.123Z */
 void state_now(char out[32]);

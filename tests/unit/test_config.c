@@ -878,3 +878,50 @@ Test(config, validate_in_code)
 	cr_assert_eq(config_validate(c, &e), 0, "%s", e.message);
 	config_free(c);
 }
+
+Test(config, web_defaults_and_keys)
+{
+	struct config *c = load_ok(REQUIRED);
+
+	cr_assert_str_eq(c->web.listen, "", "the gallery is off by default");
+	cr_assert_str_eq(c->web.session, "12h");
+	cr_assert_eq(c->web.max_upload_mb, 100);
+	cr_assert_not(c->web.trust_proxy);
+	config_free(c);
+	c = load_ok(REQUIRED "web: { listen = \"[::1]:8280\"; session = "
+	                     "\"90m\"; url = \"https://img.example/g/\"; };\n");
+	cr_assert_str_eq(c->web.listen, "[::1]:8280");
+	config_free(c);
+	c = load_ok(REQUIRED "web: { listen = \"0.0.0.0:8280\"; trust_proxy = "
+	                     "true; };\n");
+	config_free(c);
+	c = load_ok(REQUIRED "web: { listen = \"0.0.0.0:8280\"; tls_cert = "
+	                     "\"/c.pem\"; tls_key = \"/k.pem\"; };\n");
+	config_free(c);
+}
+
+Test(config, web_refusals)
+{
+	load_fails(REQUIRED "web: { listen = \"0.0.0.0:8280\"; };\n",
+	           "F:4: key \"web.listen\": \"0.0.0.0:8280\" is reachable "
+	           "from other machines: set web.tls_cert and web.tls_key, or "
+	           "web.trust_proxy when a reverse proxy with TLS is in front "
+	           "(or listen on 127.0.0.1)");
+	load_fails(REQUIRED "web: { listen = \"[::]:8280\"; };\n",
+	           "F:4: key \"web.listen\": \"[::]:8280\" is reachable "
+	           "from other machines: set web.tls_cert and web.tls_key, or "
+	           "web.trust_proxy when a reverse proxy with TLS is in front "
+	           "(or listen on 127.0.0.1)");
+	load_fails(REQUIRED "web: { listen = \"8280\"; };\n",
+	           "F:4: key \"web.listen\": must be \"HOST:PORT\" or "
+	           "\"[IPV6]:PORT\" (got \"8280\")");
+	load_fails(REQUIRED "web: { tls_key = \"/k.pem\"; };\n",
+	           "F:4: key \"web.tls_key\": web.tls_cert and web.tls_key "
+	           "are set together");
+	load_fails(REQUIRED "web: { session = \"31d\"; };\n",
+	           "F:4: key \"web.session\": must be a duration of 1s to 30d "
+	           "(\"90m\", \"12h\", \"7d\") (got \"31d\")");
+	load_fails(REQUIRED "web: { url = \"https://x/?a=\\\"\"; };\n",
+	           "F:4: key \"web.url\": must be a plain base URL (no query, "
+	           "fragment, quote or space) (got \"https://x/?a=\"\")");
+}
