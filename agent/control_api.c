@@ -38,6 +38,7 @@ static const struct {
     {"/verify", "POST", CTL_VERIFY, 1},
     {"/verify/status", "GET", CTL_VERIFY_STATUS, 0},
     {"/url", "POST", CTL_URL, 0},
+    {"/web/login", "POST", CTL_WEB_LOGIN, 1},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

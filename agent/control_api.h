@@ -35,6 +35,7 @@ enum ctl_route {
 	CTL_VERIFY,            /* starts a verification */
 	CTL_VERIFY_STATUS,     /* its progress, or its report */
 	CTL_URL,               /* a presigned GET of one synced file */
+	CTL_WEB_LOGIN,         /* a one-time link into the gallery */
 };
 
 /* Query arguments as the HTTP server decoded them (borrowed; NULL when

@@ -8,16 +8,41 @@
  */
 #include "control_impl.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "log.h"
 
+/* The gallery's caller: its address, for the log. */
+static void
+control_conn_peer(struct control_conn *k)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	const void *a = NULL;
+
+	ci = MHD_get_connection_info(k->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (a == NULL ||
+	    inet_ntop(sa->sa_family, a, k->peer, sizeof(k->peer)) == NULL)
+		k->peer[0] = '\0';
+}
+
 struct control_conn *
-control_conn_new(struct control *c, struct MHD_Connection *mc,
+control_conn_new(struct control_listener *l, struct MHD_Connection *mc,
                  const char *method)
 {
+	struct control *c = l->c;
 	struct control_conn *k = calloc(1, sizeof(*k));
 	const union MHD_ConnectionInfo *ci;
 	struct ucred uc;
@@ -26,14 +51,17 @@ control_conn_new(struct control *c, struct MHD_Connection *mc,
 	if (k == NULL)
 		return NULL;
 	k->c = c;
+	k->l = l;
 	k->mc = mc;
 	k->method = method;
 	k->uid = -1;
 	k->pid = -1;
 	buf_init(&k->body, c->max_body);
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED,
-	                             &uc, &len) == 0) {
+	if (l->web)
+		control_conn_peer(k);
+	else if (ci != NULL && getsockopt(ci->connect_fd, SOL_SOCKET,
+	                                  SO_PEERCRED, &uc, &len) == 0) {
 		k->uid = (long)uc.uid;
 		k->pid = (long)uc.pid;
 	}
@@ -56,6 +84,8 @@ control_conn_free(struct control_conn *k)
 			k->next->prev = k->prev;
 	}
 	loop_timer_free(k->deadline);
+	if (k->cleanup != NULL)
+		k->cleanup(k);
 	buf_cleanup(&k->body);
 	control_api_request_cleanup(&k->req);
 	free(k->reply_body);
@@ -98,6 +128,8 @@ control_conn_send(struct control_conn *k, unsigned status, char *body,
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (status == 405 && k->allow != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, k->allow);
+	if (k->l->ops->headers != NULL)
+		k->l->ops->headers(k, resp);
 	ret = MHD_queue_response(k->mc, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -145,7 +177,7 @@ control_conn_resume(struct control_conn *k, unsigned status, char *body)
 	k->c->nwaiting--;
 	loop_timer_set(k->deadline, -1);
 	MHD_resume_connection(k->mc);
-	loop_timer_set(k->c->timer, 0);
+	loop_timer_set(k->l->timer, 0);
 }
 
 /* DynamoDB retries without end through an outage: the client is told after
@@ -221,23 +253,40 @@ void
 control_conn_log_refused(const struct control_conn *k, const char *url,
                          unsigned status, const char *why)
 {
-	char u[256], w[256];
+	char u[256], w[256], who[128];
 
 	if (strcmp(k->method, "GET") == 0 || strcmp(k->method, "HEAD") == 0)
 		return;
-	log_warnx("control: uid %ld (pid %ld): refused %s %s (%u): %s", k->uid,
-	          k->pid, k->method, log_path(url, u, sizeof(u)), status,
+	log_warnx("%s: refused %s %s (%u): %s",
+	          control_conn_who(k, who, sizeof(who)), k->method,
+	          log_path(url, u, sizeof(u)), status,
 	          log_path(why, w, sizeof(w)));
+}
+
+const char *
+control_conn_who(const struct control_conn *k, char *buf, size_t size)
+{
+	if (k->l != NULL && k->l->web && k->session != 0)
+		snprintf(buf, size, "web: session %llu (uid %ld, %s)",
+		         (unsigned long long)k->session, k->uid,
+		         k->peer[0] != '\0' ? k->peer : "?");
+	else if (k->l != NULL && k->l->web)
+		snprintf(buf, size, "web: %s",
+		         k->peer[0] != '\0' ? k->peer : "?");
+	else
+		snprintf(buf, size, "control: uid %ld (pid %ld)", k->uid,
+		         k->pid);
+	return buf;
 }
 
 void
 control_conn_log(const struct control_conn *k)
 {
-	char p[256];
+	char p[256], who[128];
 
 	if (!control_api_route_mutates(k->req.route))
 		return;
-	log_info("control: uid %ld (pid %ld): %s %s%s%s", k->uid, k->pid,
+	log_info("%s: %s %s%s%s", control_conn_who(k, who, sizeof(who)),
 	         k->method, control_api_route_name(k->req.route),
 	         k->req.name != NULL ? " " : "",
 	         k->req.name != NULL ? log_path(k->req.name, p, sizeof(p))

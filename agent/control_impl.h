@@ -1,7 +1,9 @@
 /*
  * control_impl.h: what the control socket's files share, private to them.
  *
- *   control.c          life cycle, libmicrohttpd on the loop, dispatch
+ *   control.c          life cycle; the socket's requests
+ *   control_listener.c one libmicrohttpd server on the loop
+ *   control_route.c    a parsed request to the file of its route
  *   control_socket.c   making the socket file safely (directory, stale
  *                      socket, mode, group)
  *   control_conn.c     one request: its answer, suspending it while
@@ -11,6 +13,12 @@
  *   control_engine.c   /rescan, /pause, /resume, /retry, /failed,
  *                      /deletions, /verify: the rest the engine is asked
  *   control_url.c      /url: a presigned link to one synced file
+ *   control_web.c      the gallery's listener: login, session and CSRF
+ *                      checks, its pages and the routes it shares
+ *   control_web_login.c  POST /web/login on the socket: a one-time link
+ *   control_web_listen.c  its TCP socket and TLS files
+ *   control_web_list.c    GET /api/list: a folder's newest images
+ *   control_web_upload.c  PUT /api/upload: a file into the watch root
  *   control_api.c      parsing requests (pure; its own header)
  *
  * Every handler runs on the loop's thread, so the engine and the state
@@ -26,11 +34,36 @@
 #include "buf.h"
 #include "control.h"
 #include "control_api.h"
+#include "web_session.h"
 
 #define CTL_RATE_WINDOW 10  /* seconds /status's rate is taken over */
 #define CTL_MAX_WAITING 256 /* connections waiting on DynamoDB at once */
 
 struct control_conn;
+struct control_web_upload;
+
+/* What a listener does with MHD's calls of one request: the first
+ * (route, size and access checks before a body is read), each piece of the
+ * body, the answer once the body is all there; and the headers every
+ * answer of the listener carries (NULL: none). */
+struct control_listener_ops {
+	enum MHD_Result (*begin)(struct control_conn *k, const char *url);
+	enum MHD_Result (*body)(struct control_conn *k, const char *data,
+	                        size_t len);
+	enum MHD_Result (*answer)(struct control_conn *k);
+	void (*headers)(const struct control_conn *k,
+	                struct MHD_Response *resp);
+};
+
+/* One HTTP server on the loop: the control socket, or the gallery. */
+struct control_listener {
+	struct control *c;
+	const struct control_listener_ops *ops;
+	struct MHD_Daemon *mhd;
+	struct loop_timer *timer; /* MHD's own timeouts */
+	int epfd;
+	int web; /* the gallery: sessions, CSRF, its own routes */
+};
 
 /* Files done and bytes sent, one sample a second, for /status's rates. */
 struct control_rate {
@@ -43,10 +76,16 @@ struct control_rate {
 struct control {
 	struct control_deps d; /* d.cfg: the latest control_reconfigure's */
 	struct verify *verify; /* the running or last verification */
-	struct MHD_Daemon *mhd;
-	struct loop_timer *timer; /* MHD's own timeouts */
+	struct control_listener sock;
+	struct control_listener web; /* web.mhd NULL: no gallery */
+	struct web_sessions *sessions;
+	char *web_url;   /* the gallery's base URL, ending in '/' */
+	char *s3_origin; /* where presigned links point (the CSP) */
+	char *tls_cert;  /* PEM, while the gallery listens */
+	char *tls_key;
+	int web_secure;      /* cookies only over HTTPS */
+	uint64_t max_upload; /* web.max_upload_mb, in bytes */
 	struct control_rate rate;
-	int epfd;
 	char *socket_path;
 	char *trash;
 	char *prefix;
@@ -67,6 +106,7 @@ struct control {
  */
 struct control_conn {
 	struct control *c;
+	struct control_listener *l;
 	struct control_conn *prev, *next;
 	struct MHD_Connection *mc;
 	const char *method;
@@ -88,14 +128,32 @@ struct control_conn {
 	unsigned scans;
 	long uid;
 	long pid;
+	/* the gallery's: the session, the caller's address */
+	uint64_t session;
+	int web_kind; /* control_web.c's route kind */
+	char peer[64];
+	const char *path; /* the URL's path (MHD's) */
+	struct control_web_upload *up;
+	void (*cleanup)(struct control_conn *k); /* when freed, if set */
 };
 
 /* control_socket.c: the listening socket's fd (non-blocking, close-on-exec)
  * at cfg->control.socket, or -1. */
 int control_socket_open(const struct config *cfg, struct err *e);
 
+/* control_listener.c: starts l (MHD on the loop) on the listening socket fd,
+ * which it takes, with TLS when tls_cert (PEM) is not NULL; stops it, answering
+ * its waiting requests 503. */
+int control_listener_start(struct control *c, struct control_listener *l,
+                           int fd, const char *tls_cert, const char *tls_key,
+                           struct err *e);
+void control_listener_stop(struct control_listener *l);
+/* control_route.c: a parsed request (k->route, k->body) answered by the file
+ * of its route. */
+enum MHD_Result control_dispatch(struct control_conn *k);
+
 /* control_conn.c */
-struct control_conn *control_conn_new(struct control *c,
+struct control_conn *control_conn_new(struct control_listener *l,
                                       struct MHD_Connection *mc,
                                       const char *method);
 void control_conn_free(struct control_conn *k);
@@ -125,6 +183,10 @@ void control_conn_answer_json(struct control_conn *k, unsigned status,
 /* The answer of a suspended request, kept for the handler, which MHD calls
  * again once the connection is resumed (shutdown uses it). Takes body. */
 void control_conn_resume(struct control_conn *k, unsigned status, char *body);
+/* Who is asking, for the log: "uid 1000 (pid 42)", or on the gallery
+ * "web session 3 (uid 1000, 127.0.0.1)". */
+const char *control_conn_who(const struct control_conn *k, char *buf,
+                             size_t size);
 /* Who asked for a change (logged with the caller's uid) and who was
  * refused one. */
 void control_conn_log(const struct control_conn *k);
@@ -145,6 +207,33 @@ json_t *control_items_name(const struct control *c, const struct state_file *f);
 
 /* control_url.c: POST /url. */
 enum MHD_Result control_url_answer(struct control_conn *k);
+
+/* control_web.c: the gallery's life cycle (its requests are its
+ * listener's operations). */
+int control_web_start(struct control *c, const struct config *cfg,
+                      struct err *e);
+void control_web_reconfigure(struct control *c, const struct config *cfg);
+void control_web_stop(struct control *c);
+
+/* control_web_login.c: POST /web/login on the control socket. */
+enum MHD_Result control_web_login_answer(struct control_conn *k);
+
+/* control_web_listen.c: the gallery's listening socket (non-blocking,
+ * close-on-exec) on cfg->web.listen, or -1; *tls_key and *tls_cert the
+ * PEM files' contents (NULL without TLS; the caller frees them). */
+int control_web_listen(const struct config *cfg, char **tls_cert,
+                       char **tls_key, struct err *e);
+
+/* control_web_list.c: GET /api/list. */
+enum MHD_Result control_web_list_answer(struct control_conn *k);
+
+/* control_web_upload.c: PUT /api/upload, begun (checks, the temporary
+ * file), fed, finished (type check, rename into place), freed (a
+ * temporary file left is removed). */
+enum MHD_Result control_web_upload_begin(struct control_conn *k);
+int control_web_upload_feed(struct control_conn *k, const char *data,
+                            size_t len);
+enum MHD_Result control_web_upload_finish(struct control_conn *k);
 
 /* control_engine.c */
 enum MHD_Result control_engine_answer(struct control_conn *k);

@@ -24,7 +24,7 @@ control_url_answer(struct control_conn *k)
 	struct state_file f;
 	struct aws_presigned p;
 	struct timespec ts;
-	char at[256];
+	char at[256], who[128];
 	struct err e;
 	json_t *doc;
 	char *url;
@@ -48,8 +48,9 @@ control_url_answer(struct control_conn *k)
 		return control_conn_error(k, e.kind == ERR_CREDS ? 503 : 500,
 		                          e.message);
 	/* a link gives the file away: who asked for one is kept */
-	log_info("control: uid %ld (pid %ld): link to %s for %d s", k->uid,
-	         k->pid, log_path(k->req.name, at, sizeof(at)), p.expires_secs);
+	log_info("%s: link to %s for %d s",
+	         control_conn_who(k, who, sizeof(who)),
+	         log_path(k->req.name, at, sizeof(at)), p.expires_secs);
 	ts.tv_sec = p.expires_at;
 	ts.tv_nsec = 0;
 	text_iso_time(&ts, 0, at, sizeof(at));

@@ -134,6 +134,10 @@ usage(FILE *f)
 	    "most 7d, and no\n"
 	    "                     longer than the daemon's credentials "
 	    "last)\n"
+	    "  web-login          a one-time link into the gallery "
+	    "(web.listen): it works\n"
+	    "                     once, within 10 minutes, and logs that "
+	    "browser in\n"
 	    "options:\n"
 	    "  -s, --socket PATH  control socket (default: $IMGSYNC_SOCKET, "
 	    "else\n"
@@ -734,6 +738,7 @@ static const struct command commands[] = {
     {"verify", 0, 1, "POST", "/verify", run_verify, ctl_output_verify},
     {"metrics", 0, 0, "GET", "/metrics", run_simple, NULL},
     {"url", 1, 1, "POST", "/url", run_url, ctl_output_url},
+    {"web-login", 0, 0, "POST", "/web/login", run_simple, ctl_output_url},
 };
 
 static const struct command *
@@ -853,7 +858,8 @@ parse_args(struct ctl *c, int argc, char **argv, const struct command **cmd,
 	if (optind >= argc)
 		return usage_error("which command? (status, list, get, delete, "
 		                   "upload, rescan, pause, resume, failed, "
-		                   "retry, deletions, verify, metrics, url)");
+		                   "retry, deletions, verify, metrics, url, "
+		                   "web-login)");
 	*cmd = command_find(argv[optind]);
 	if (*cmd == NULL)
 		return usage_error("unknown command '%s'", argv[optind]);

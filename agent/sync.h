@@ -94,6 +94,9 @@ long sync_held_confirm(struct sync *s, struct err *e);
 const char *sync_disk_full_why(const struct sync *s);
 /* Why the root is not the mirrored folder, or NULL when it is. */
 const char *sync_root_lost_why(const struct sync *s);
+/* The watch root's directory fd (borrowed; open files beneath it with
+ * beneath.h), or -1 while the root is lost. */
+int sync_root_fd(const struct sync *s);
 /* Walks everything again (also retries files that failed). */
 void sync_rescan(struct sync *s, const char *why);
 /* Applies what can change without a restart: include/exclude, settle delay,

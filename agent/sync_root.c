@@ -114,3 +114,9 @@ sync_root_lost_why(const struct sync *s)
 {
 	return s->root_lost ? s->root_why : NULL;
 }
+
+int
+sync_root_fd(const struct sync *s)
+{
+	return s->root_lost ? -1 : s->rootfd;
+}

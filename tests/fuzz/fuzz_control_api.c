@@ -25,7 +25,7 @@
 #include "item.c" /* item_plain */
 #include "text.h"
 
-#define NROUTES 16
+#define NROUTES 17
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,8 +41,8 @@ static const char *const methods[8] = {
 
 /* What the route table says: (path, method) for each route. */
 static const char *const route_method[NROUTES] = {
-    "GET",  "POST", "DELETE", "POST", "GET",  "GET",  "POST", "POST",
-    "POST", "GET",  "POST",   "GET",  "POST", "POST", "GET",  "POST",
+    "GET", "POST", "DELETE", "POST", "GET",  "GET", "POST", "POST", "POST",
+    "GET", "POST", "GET",    "POST", "POST", "GET", "POST", "POST",
 };
 static const char *const route_path[NROUTES] = {
     "/getall",
@@ -61,6 +61,7 @@ static const char *const route_path[NROUTES] = {
     "/verify",
     "/verify/status",
     "/url",
+    "/web/login",
 };
 
 struct input {

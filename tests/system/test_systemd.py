@@ -31,6 +31,11 @@ numbered and each builds on the ones before):
       inside the unit's sandbox (its own seccomp filter and limits on top
       of the unit's system-call filter and MemoryDenyWriteExecute=), and
       the item names the thumbnail, which is in the bucket;
+- 84  the gallery turned on (web.listen on a loopback port): its TCP
+      listener works inside the unit's sandbox, a web-login link logs a
+      client in, and a file uploaded through it is written into the watch
+      root (the unit lets the daemon write there) and synced; the journal
+      says who uploaded it;
 - 85  an upgrade (the same .deb again) keeps the edited configuration and
       restarts the running service;
 - 90  ``systemctl stop`` is clean (inactive, Result=success);
@@ -687,6 +692,17 @@ class SystemdTest(unittest.TestCase):
         """Writes the configuration back (mode and owner stay: same file)."""
         self.box.exec("sh", "-c", f"cat > {CONF}", input=data)
 
+    def restart_with(self, conf: str):
+        """Restarts the service with conf as its configuration; the test's
+        end puts the old one back and restarts again."""
+        good = self.box.path(CONF).read_bytes()
+        self.restore_conf(conf.encode())
+        self.addCleanup(lambda: (self.restore_conf(good),
+                                 self.box.exec("systemctl", "restart", "imgsyncd",
+                                               check=False, timeout=60)))
+        proc = self.box.exec("systemctl", "restart", "imgsyncd", check=False, timeout=60)
+        self.assertEqual(proc.returncode, 0, _text(proc.stderr) + self.log_tail())
+
     def set_key(self, key: str, value: str):
         self.box.exec("sed", "-E", "-i",
                       f"s|^([[:space:]]*){key}[[:space:]]*=[^;]*;|\\1{key} = {value};|", CONF)
@@ -775,13 +791,7 @@ class SystemdTest(unittest.TestCase):
         good = self.box.path(CONF).read_bytes()
         head, sep, tail = good.decode().partition("\nthumbnails:")
         self.assertTrue(sep, "no thumbnails section in the installed configuration")
-        self.restore_conf((head + sep + tail.replace("enabled = false;", "enabled = true;", 1))
-                          .encode())
-        self.addCleanup(lambda: (self.restore_conf(good),
-                                 self.box.exec("systemctl", "restart", "imgsyncd",
-                                               check=False, timeout=60)))
-        proc = self.box.exec("systemctl", "restart", "imgsyncd", check=False, timeout=60)
-        self.assertEqual(proc.returncode, 0, _text(proc.stderr) + self.log_tail())
+        self.restart_with(head + sep + tail.replace("enabled = false;", "enabled = true;", 1))
         data = png(64, 48, b"thumbnail")
         self.put("thumbs/t.png", data)
         self.wait_synced({"thumbs/t.png": data})
@@ -798,6 +808,34 @@ class SystemdTest(unittest.TestCase):
         # with libvips' reason; this one's did not.
         self.assertEqual([e["MESSAGE"] for e in self.daemon_lines()
                           if "thumbs/t.png" in e["MESSAGE"] or "helper" in e["MESSAGE"]], [])
+
+    def test_84_gallery_under_the_units_sandbox(self):
+        import http.cookiejar
+        import urllib.request
+
+        from images import png
+        from testbed import free_port
+
+        port = free_port()
+        text = self.box.path(CONF).read_bytes().decode()
+        self.assertIn('\tlisten = "";', text, "no web section in the installed configuration")
+        self.restart_with(text.replace('\tlisten = "";', f'\tlisten = "127.0.0.1:{port}";', 1))
+        login = self.ctl("web-login")
+        self.assertEqual(login.returncode, 0, _text(login.stderr) + self.log_tail())
+        url = _text(login.stdout).strip()
+        self.assertTrue(url.startswith(f"http://127.0.0.1:{port}/login?token="), url)
+        jar = http.cookiejar.CookieJar()
+        op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        self.assertEqual(op.open(url, timeout=10).status, 200)
+        csrf = json.load(op.open(f"http://127.0.0.1:{port}/api/session", timeout=10))["csrf"]
+        data = png(30, 20, b"from the gallery")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/upload?name=web-up.png",
+                                     data=data, method="PUT", headers={"X-CSRF-Token": csrf})
+        self.assertEqual(op.open(req, timeout=30).status, 201)
+        self.wait_synced({"web-up.png": data})
+        self.assertTrue(any(re.search(r"web: session 1 \(uid 0, 127\.0\.0\.1\): PUT /upload "
+                                      r"web-up\.png", e["MESSAGE"])
+                            for e in self.daemon_lines()), self.log_tail())
 
     def test_85_upgrade_keeps_configuration_and_restarts(self):
         conf = self.box.path(CONF).read_bytes()

@@ -45,7 +45,7 @@ from pathlib import Path
 REGION = "us-east-1"
 HERE = Path(__file__).resolve().parent
 NPM_PREFIX = HERE / ".npm"
-NPM_PACKAGES = {"s3rver": "3.7.1", "dynalite": "4.0.0"}
+NPM_PACKAGES = {"s3rver": "3.7.1", "dynalite": "4.0.0", "playwright-core": "1.64.1"}
 
 #: Unauthenticated requests moto allows before it checks everything:
 #: CreateUser + PutUserPolicy + CreateAccessKey for the admin.  (2 is too few:
