@@ -84,6 +84,7 @@ struct control {
 	char *tls_cert;  /* PEM, while the gallery listens */
 	char *tls_key;
 	int web_secure;      /* cookies only over HTTPS */
+	int web_trust_proxy; /* the client is in X-Forwarded-For */
 	uint64_t max_upload; /* web.max_upload_mb, in bytes */
 	struct control_rate rate;
 	char *socket_path;

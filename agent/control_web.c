@@ -249,6 +249,28 @@ control_web_route(const char *method, const char *path, unsigned *status)
 	return NULL;
 }
 
+/* Behind a proxy the peer is the proxy: the client is the last address
+ * of X-Forwarded-For (the one the proxy added), if it is one. */
+static void
+control_web_forwarded(struct control_conn *k)
+{
+	const char *v = MHD_lookup_connection_value(k->mc, MHD_HEADER_KIND,
+	                                            "X-Forwarded-For");
+	const char *last;
+	size_t n;
+
+	if (v == NULL)
+		return;
+	last = strrchr(v, ',');
+	last = last != NULL ? last + 1 : v;
+	last += strspn(last, " \t");
+	n = strspn(last, "0123456789abcdefABCDEF.:");
+	if (n == 0 || n >= sizeof(k->peer) || last[n] != '\0')
+		return;
+	memcpy(k->peer, last, n);
+	k->peer[n] = '\0';
+}
+
 static enum MHD_Result
 control_web_begin(struct control_conn *k, const char *url)
 {
@@ -260,6 +282,8 @@ control_web_begin(struct control_conn *k, const char *url)
 	unsigned status;
 	unsigned long long n;
 
+	if (c->web_trust_proxy)
+		control_web_forwarded(k);
 	r = control_web_route(k->method, url, &status);
 	k->web_kind = r != NULL ? (int)r->kind : (int)WEB_ASSET;
 	k->route = r != NULL ? r->route : CTL_STATUS;
@@ -415,6 +439,7 @@ control_web_start(struct control *c, const struct config *cfg, struct err *e)
 	}
 	c->max_upload = (uint64_t)cfg->web.max_upload_mb * 1024 * 1024;
 	c->web_secure = cfg->web.tls_cert[0] != '\0' || cfg->web.trust_proxy;
+	c->web_trust_proxy = cfg->web.trust_proxy;
 	fd = control_web_listen(cfg, &cert, &key, e);
 	if (fd == -1)
 		return -1;

@@ -413,6 +413,27 @@ class Listener(unittest.TestCase):
             self.assertEqual(p.returncode, 78, (bad, d.log()[-500:]))
             self.assertIn(why, d.log().splitlines()[-1], bad)
 
+    def test_behind_a_proxy_the_client_is_forwarded_for(self):
+        d = started("trust_proxy = true;", {})
+        self.addCleanup(d.close)
+        op = urllib.request.build_opener(NoRedirect)
+        try:
+            op.open(d.login_url(), timeout=10)
+            self.fail("no redirect")
+        except urllib.error.HTTPError as e:
+            cookie = e.headers["Set-Cookie"]
+        self.assertTrue(cookie.endswith("; Secure"), "the proxy speaks HTTPS: " + cookie)
+        sid = cookie.split(";")[0]
+        for forwarded, shown in [("198.51.100.7, 203.0.113.9", "203.0.113.9"),
+                                 ("<script>", "127.0.0.1")]:
+            req = urllib.request.Request(d.base + "api/upload?name=x.png", data=b"x", method="PUT",
+                                         headers={"Cookie": sid, "X-Forwarded-For": forwarded})
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                urllib.request.urlopen(req, timeout=10)
+            self.assertEqual(cm.exception.code, 403)
+            self.assertRegex(d.log(), rf"web: session 1 \(uid \d+, {re.escape(shown)}\): "
+                                      r"refused PUT /api/upload \(403\)")
+
     def test_tls(self):
         d = WebDaemon(testbed.noauth_bed())
         self.addCleanup(d.close)
