@@ -229,8 +229,7 @@ sync_start(struct sync *s, struct err *e)
 		return 0;
 	if (!s->started && sync_recover_begin(s, e) == -1)
 		return -1;
-	/* Rows synced while thumbnails were off want one now. */
-	if (s->thumbs != NULL && state_thumb_want_all(s->state, e) == -1)
+	if (sync_thumbs_start(s, e) == -1)
 		return -1;
 	sync_thumbs_touch(s);
 	sync_scan_now(s);

@@ -354,6 +354,10 @@ int sync_thumbs_new(struct sync *s, const struct config *cfg, struct err *e);
 void sync_thumbs_free(struct sync *s);
 /* A row may want a thumbnail now: look. */
 void sync_thumbs_touch(struct sync *s);
+/* At start: when thumbnails were off the last time (or never recorded),
+ * the rows synced meanwhile want theirs (one pass over the table, once);
+ * records whether they are on now. */
+int sync_thumbs_start(struct sync *s, struct err *e);
 int sync_thumbs_idle(const struct sync *s);
 /* The thumbnail key of an image's S3 key; -1 when off or too long. */
 int sync_thumbs_key(const struct sync *s, const char *key, char *out,

@@ -145,6 +145,32 @@ sync_thumbs_touch(struct sync *s)
 		loop_timer_set(t->timer, 0);
 }
 
+#define THUMBS_META "thumbnails" /* "on" or "off" at the last start */
+
+int
+sync_thumbs_start(struct sync *s, struct err *e)
+{
+	const char *now = s->thumbs != NULL ? "on" : "off";
+	char *was = NULL;
+	int rc;
+
+	rc = state_meta_get(s->state, THUMBS_META, &was, NULL, e);
+	if (rc == -1)
+		return -1;
+	if (rc == 1 && strcmp(was, now) == 0) {
+		free(was);
+		return 0;
+	}
+	free(was);
+	if (s->thumbs != NULL) {
+		if (state_thumb_want_all(s->state, e) == -1)
+			return -1;
+		log_info("thumbnails: turned on: every synced image without "
+		         "one wants one");
+	}
+	return state_meta_put(s->state, THUMBS_META, now, strlen(now), e);
+}
+
 int
 sync_thumbs_idle(const struct sync *s)
 {

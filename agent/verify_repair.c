@@ -174,6 +174,9 @@ verify_rebuild_one(struct verify *v, sqlite3_stmt *st)
 	f.width = (unsigned)sqlite3_column_int(st, 6);
 	f.height = (unsigned)sqlite3_column_int(st, 7);
 	f.orientation = (unsigned)sqlite3_column_int(st, 8);
+	/* thumbnails on: the rebuilt row wants its thumbnail (made again
+	 * under the same key) */
+	f.thumb_wanted = v->thumb_prefix != NULL;
 	err_clear(&e);
 	if (state_file_put(v->d.state, &f, &e) == 0) {
 		v->rebuilt++;

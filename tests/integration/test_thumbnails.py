@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -297,6 +298,25 @@ class Thumbnails(unittest.TestCase):
         items = d.remote_items()
         for i in range(5):
             self.assertEqual(items[f"p{i}.png"]["Thumbnail"]["S"], f"{PREFIX}p{i}.png.webp")
+        turned_on = "thumbnails: turned on: every synced image without one wants one"
+        self.assertEqual(d.log().count(turned_on), 1)
+        # on since the last start: the table is not walked again
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertEqual(d.log().count(turned_on), 1, "walked again while they stayed on")
+        # a row verify rebuilds (its state row lost) wants its thumbnail
+        # again, and the next run makes it
+        def thumb_of(path: str):
+            with sqlite3.connect(d.state_path) as db:
+                row = db.execute("SELECT thumb FROM files WHERE path = ?",
+                                 (path.encode(),)).fetchone()
+            return row[0] if row else "no row"
+        with sqlite3.connect(d.state_path) as db:
+            db.execute("DELETE FROM files WHERE path = ?", (b"p1.png",))
+        rc, _ = self.verify(d, "--repair")
+        self.assertIn(thumb_of("p1.png"), ("", f"{PREFIX}p1.png.webp"),
+                      "the rebuilt row wants its thumbnail, or has it")
+        self.assertEqual(d.once(180).returncode, 0, d.log()[-3000:])
+        self.assertEqual(thumb_of("p1.png"), f"{PREFIX}p1.png.webp")
 
 
 if __name__ == "__main__":
