@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: '', prefix: '', dir: '', q: '', type: '', cursor: null,
-  loading: false, current: null, maxUpload: 0 };
+  loading: false, gen: 0, current: null, maxUpload: 0 };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -95,17 +95,22 @@ function card(img) {
   return li;
 }
 
+// The next page of the current view; the first when there is no cursor.
+// A reload starts a new generation: an answer for an older one is dropped.
 async function page() {
   if (state.loading) return;
+  const gen = state.gen;
   state.loading = true;
   $('grid').dataset.loading = '1';
   const p = new URLSearchParams({ dir: state.dir });
   if (state.q) p.set('q', state.q);
   if (state.type) p.set('type', state.type);
   if (state.cursor) p.set('cursor', state.cursor);
+  const first = !state.cursor;
   try {
     const doc = await api('GET', 'api/list?' + p);
-    if (!state.cursor) {
+    if (gen !== state.gen) return;
+    if (first) {
       const f = $('folders');
       f.replaceChildren();
       for (const name of doc.folders) {
@@ -123,13 +128,23 @@ async function page() {
     $('more').hidden = !doc.cursor;
     $('empty').hidden = grid.children.length > 0 || doc.folders.length > 0;
   } finally {
-    state.loading = false;
-    delete $('grid').dataset.loading;
+    if (gen === state.gen) {
+      state.loading = false;
+      delete $('grid').dataset.loading;
+    }
   }
 }
 
+// The page after the last one shown, if there is one.
+function more() {
+  if (state.cursor) page().catch(showError);
+}
+
 function reload() {
+  state.gen++;
+  state.loading = false;
   state.cursor = null;
+  $('more').hidden = true;
   $('grid').replaceChildren();
   crumbs();
   page().catch(showError);
@@ -289,9 +304,9 @@ async function main() {
     timer = setTimeout(() => { state.q = $('q').value.trim(); reload(); }, 250);
   });
   $('type').addEventListener('change', () => { state.type = $('type').value; reload(); });
-  $('more').addEventListener('click', () => page().catch(showError));
+  $('more').addEventListener('click', more);
   new IntersectionObserver((es) => {
-    if (es.some((e) => e.isIntersecting) && state.cursor) page().catch(showError);
+    if (es.some((e) => e.isIntersecting)) more();
   }).observe($('sentinel'));
   $('file').addEventListener('change', () => { uploadAll($('file').files); $('file').value = ''; });
   const drop = $('drop');
