@@ -8,7 +8,7 @@
  */
 #include "control_impl.h"
 
-#include "log.h"
+#include "sync.h"
 
 /* A request that could not be parsed for want of memory or of the state
  * database is the server's failure (500), not the client's (400). */

@@ -18,11 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "item.h"
 #include "log.h"
-#include "netaddr.h"
 #include "s3.h"
 #include "text.h"
 #include "web_assets.h"
@@ -412,8 +409,14 @@ control_web_base(const struct config *cfg)
 void
 control_web_reconfigure(struct control *c, const struct config *cfg)
 {
+	char *base = cfg->web.listen[0] != '\0' ? control_web_base(cfg) : NULL;
 	long ttl;
 
+	if ((base == NULL) != (c->web_url == NULL) ||
+	    (base != NULL && strcmp(base, c->web_url) != 0))
+		log_warnx("web.listen, web.url and web.tls_* changes take "
+		          "effect at the next restart");
+	free(base);
 	if (c->sessions != NULL &&
 	    text_duration_secs(cfg->web.session, WEB_SESSION_MAX_SECS, &ttl) ==
 	        0)
