@@ -313,11 +313,11 @@ control_web_begin(struct control_conn *k, const char *url)
 		return control_web_refuse(k, 403,
 		                          "CSRF token missing or wrong");
 	}
+	if (k->web_kind == WEB_UPLOAD) /* its own cap: web.max_upload_mb */
+		return control_web_upload_begin(k);
 	cl = MHD_lookup_connection_value(k->mc, MHD_HEADER_KIND,
 	                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	n = cl != NULL ? strtoull(cl, NULL, 10) : 0;
-	if (k->web_kind == WEB_UPLOAD)
-		return control_web_upload_begin(k);
 	if (n > c->max_body) {
 		log_warnx("%s: refused a %s-byte body",
 		          control_conn_who(k, who, sizeof(who)), cl);

@@ -169,6 +169,7 @@ control_web_upload_finish(struct control_conn *k)
 	struct imagemeta m;
 	struct err e;
 	char msg[200], who[128], p[256];
+	struct buf name;
 	json_t *doc;
 	int rc;
 
@@ -214,18 +215,14 @@ control_web_upload_finish(struct control_conn *k)
 	         control_conn_who(k, who, sizeof(who)),
 	         log_path(up->path, p, sizeof(p)), (unsigned long long)up->got,
 	         m.type);
-	doc = json_pack("{s:s,s:s,s:I,s:s,s:s}", "path", up->path, "type",
-	                m.type, "size", (json_int_t)up->got, "message",
-	                "Uploaded; it syncs now", ITEM_FILENAME, "");
-	if (doc != NULL) {
-		struct buf name;
-
-		buf_init(&name, 0);
-		buf_printf(&name, "%s%s", k->c->prefix, up->path);
-		json_object_set_new(
-		    doc, ITEM_FILENAME,
-		    json_string(buf_cstr(&name) != NULL ? name.data : ""));
-		buf_cleanup(&name);
-	}
+	buf_init(&name, 0);
+	buf_printf(&name, "%s%s", k->c->prefix, up->path);
+	doc = buf_cstr(&name) == NULL
+	          ? NULL
+	          : json_pack("{s:s,s:s,s:s,s:I,s:s}", ITEM_FILENAME, name.data,
+	                      "path", up->path, "type", m.type, "size",
+	                      (json_int_t)up->got, "message",
+	                      "Uploaded; it syncs now");
+	buf_cleanup(&name);
 	return control_conn_json(k, 201, doc);
 }
